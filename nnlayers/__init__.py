@@ -1,0 +1,40 @@
+"""nnlayers: a neural-network layer framework on numpy.
+
+The seed tutorial's free functions (forward, cost, backward, update) as objects you compose and
+subclass::
+
+    model = Sequential([Dense(12288, 64), Tanh(), Dense(64, 1), Sigmoid()])
+    loss_fn = BCELoss()
+    opt = SGD(model.parameters(), lr=0.1)
+    loss = loss_fn(model(x), y)
+    model.backward(loss_fn.backward())
+    opt.step()
+    opt.zero_grad()
+"""
+
+from .container import Sequential
+from .gradcheck import GradcheckError, GradcheckResult, gradcheck
+from .layers import Dense, ReLU, Sigmoid, Tanh
+from .losses import BCELoss, BCEWithLogitsLoss, Loss
+from .module import Layer, Parameter
+from .optim import SGD
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "Dense",
+    "GradcheckError",
+    "GradcheckResult",
+    "Layer",
+    "Loss",
+    "Parameter",
+    "ReLU",
+    "SGD",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
+    "__version__",
+    "gradcheck",
+]

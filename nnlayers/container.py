@@ -1,0 +1,137 @@
+"""`Sequential`: layers chained in order, the model users compose."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, overload
+
+import numpy as np
+
+from .module import Array, Layer
+
+
+class Sequential(Layer):
+    """A chain of layers: forward in order, backward in reverse.
+
+    Children are named ``"0"``, ``"1"``, ... so `state_dict` keys and shapes are those of
+    ``torch.nn.Sequential`` of the same layers (``0.weight``, ``0.bias``, ``2.weight``, ...).
+
+    Args:
+        *layers: A list of layers, as users write it (``Sequential([a, b])``), or the layers
+            themselves (``Sequential(a, b)``).
+
+    Shape:
+        - Input: what the first layer takes, e.g. ``(N, 12288)``.
+        - Output: what the last layer gives, e.g. ``(N, 1)``.
+
+    Examples:
+        >>> from nnlayers import Dense, Tanh, Sigmoid
+        >>> model = Sequential([Dense(12288, 64, rng=0), Tanh(), Dense(64, 1, rng=1), Sigmoid()])
+        >>> model
+        Sequential(
+          (0): Dense(in_features=12288, out_features=64, bias=True)
+          (1): Tanh()
+          (2): Dense(in_features=64, out_features=1, bias=True)
+          (3): Sigmoid()
+        )
+        >>> list(model.state_dict())
+        ['0.weight', '0.bias', '2.weight', '2.bias']
+        >>> model(np.zeros((5, 12288), dtype=np.float32)).shape
+        (5, 1)
+    """
+
+    def __init__(self, *layers: Union[Layer, Iterable[Layer]]) -> None:
+        super().__init__()
+        if len(layers) == 1 and not isinstance(layers[0], Layer):
+            if not isinstance(layers[0], Iterable):
+                raise TypeError(f"Sequential expected layers or a list of layers, got {type(layers[0]).__name__}")
+            layers = tuple(layers[0])
+        self._layers: List[Layer] = []
+        for layer in layers:
+            self.append(layer)  # type: ignore[arg-type]
+
+    def append(self, layer: Layer) -> Sequential:
+        """Add ``layer`` at the end; return ``self``."""
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"Sequential takes Layer instances, got {type(layer).__name__} at position {len(self._layers)}"
+            )
+        self.register_layer(str(len(self._layers)), layer)
+        self._layers.append(layer)
+        return self
+
+    def forward(self, x: Array) -> Array:
+        for layer in self._layers:
+            x = layer(x)
+        return x
+
+    def backward(self, grad_y: Array, input_grad: bool = True) -> Optional[Array]:  # type: ignore[override]
+        """Back-propagate ``grad_y`` through every layer, last to first.
+
+        Args:
+            grad_y: The gradient of the loss with respect to the model's output.
+            input_grad: When false, the first layer skips the gradient of the model's input
+                (nobody needs the gradient of the pixels to train) and ``None`` is returned.
+        """
+        if not self._layers:
+            return grad_y
+        for layer in reversed(self._layers[1:]):
+            grad_y = layer.backward(grad_y)
+        if input_grad:
+            return self._layers[0].backward(grad_y)
+        self._layers[0].backward_params(grad_y)
+        return None
+
+    def backward_params(self, grad_y: Array) -> None:
+        self.backward(grad_y, input_grad=False)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self._layers)
+
+    @overload
+    def __getitem__(self, index: int) -> Layer: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequential: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Union[Layer, Sequential]:
+        if isinstance(index, slice):
+            return Sequential(self._layers[index])
+        return self._layers[index]
+
+    def summary(self, input_shape: Union[int, Sequence[int]], print_fn: Callable[[str], None] = print) -> None:
+        """Print each layer, its output shape and parameter count, and the totals (as Keras).
+
+        Runs one forward pass on a zero example to learn the shapes.
+
+        Args:
+            input_shape: The shape of one example, without the batch: ``12288`` or ``(12288,)``.
+            print_fn: Where each line goes.
+
+        Examples:
+            >>> from nnlayers import Dense, ReLU
+            >>> Sequential([Dense(4, 3, rng=0), ReLU(), Dense(3, 1, rng=0)]).summary(4)
+            Layer (type)          Output Shape       Param #
+            =================================================
+            0 (Dense)             (None, 3)               15
+            1 (ReLU)              (None, 3)                0
+            2 (Dense)             (None, 1)                4
+            =================================================
+            Total params: 19
+        """
+        shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)
+        x = np.zeros((1, *shape), dtype=self.dtype or np.float32)
+        rows: List[Tuple[str, str, int]] = []
+        for name, layer in self.named_children():
+            x = layer(x)
+            count = sum(p.size for p in layer.parameters())
+            rows.append((f"{name} ({type(layer).__name__})", str((None, *x.shape[1:])), count))
+        rule = "=" * 49
+        print_fn(f"{'Layer (type)':<22}{'Output Shape':<19}{'Param #':>8}")
+        print_fn(rule)
+        for label, out_shape, count in rows:
+            print_fn(f"{label:<22}{out_shape:<19}{count:>8,}")
+        print_fn(rule)
+        print_fn(f"Total params: {sum(p.size for p in self.parameters()):,}")

@@ -1,0 +1,225 @@
+"""The built-in layers: `Dense` and the activations `Tanh`, `Sigmoid`, `ReLU`.
+
+Where the seed's six backward equations live (the seed is column-major, ``(features, N)``;
+here rows are examples, so every product appears transposed):
+
+* ``dZ2 = A2 - Y``: `nnlayers.losses.BCEWithLogitsLoss.backward` (or `Sigmoid` after `BCELoss`).
+* ``dW2 = 1/m dZ2 A1.T`` and ``dW1 = 1/m dZ1 X.T``: `Dense.backward_params`, ``weight.grad``
+  (the ``1/m`` is already in the loss gradient).
+* ``db2 = 1/m sum(dZ2)`` and ``db1 = 1/m sum(dZ1)``: `Dense.backward_params`, ``bias.grad``.
+* ``dZ1 = W2.T dZ2 * (1 - A1**2)``: `Dense.backward` (``W2.T dZ2``) then `Tanh.backward`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from .init import Initializer, RandomSource, get_initializer, make_rng
+from .module import Array, Layer, check_float_input
+
+
+def _check_grad_shape(layer: Layer, grad_y: Array, expected: tuple) -> Array:
+    grad_y = check_float_input(f"{layer}.backward", grad_y)
+    if grad_y.shape != expected:
+        raise ValueError(f"{layer}.backward expected a gradient of shape {expected} (the output's), got {grad_y.shape}")
+    return grad_y
+
+
+class Dense(Layer):
+    """Fully connected layer: ``y = x @ weight.T + bias`` (``torch.nn.Linear``, Keras ``Dense``).
+
+    Args:
+        in_features: Size of each input example.
+        out_features: Size of each output example.
+        bias: Whether to add a learned bias.
+        init: Weight initialiser: ``"xavier_uniform"`` (the default; Glorot, suits tanh and
+            sigmoid and trains the seed's model well), ``"normal"`` (the seed's
+            ``randn * 0.01``), ``"xavier_normal"``, ``"he_normal"``, ``"he_uniform"`` (for ReLU),
+            or a callable ``f((out, in), rng) -> array``. Biases start at zero, as in the seed.
+        dtype: ``np.float32`` (default) or ``np.float64``.
+        rng: A ``numpy.random.Generator``, a ``RandomState`` or an int seed, for reproducible
+            weights; ``None`` draws fresh ones.
+
+    Shape:
+        - Input: ``(N, in_features)``, floating point (cast to ``dtype``).
+        - Output: ``(N, out_features)``, ``dtype``.
+
+    Attributes:
+        weight: `Parameter` of shape ``(out_features, in_features)``: the seed's ``W1``.
+        bias: `Parameter` of shape ``(out_features,)``, or ``None``.
+
+    Examples:
+        >>> layer = Dense(4, 2, rng=0)
+        >>> layer
+        Dense(in_features=4, out_features=2, bias=True)
+        >>> layer(np.ones((3, 4), dtype=np.float32)).shape
+        (3, 2)
+        >>> layer.weight.shape, layer.bias.shape
+        ((2, 4), (2,))
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        init: Union[str, Initializer] = "xavier_uniform",
+        dtype: DTypeLike = np.float32,
+        rng: Union[None, int, RandomSource] = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Dense {name} must be a positive int, got {value!r}")
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"Dense dtype must be floating point, got {dtype}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.init_name = init if isinstance(init, str) else getattr(init, "__name__", "custom")
+        values = get_initializer(init)((self.out_features, self.in_features), make_rng(rng))
+        self.weight = self.register_parameter("weight", np.asarray(values, dtype=dtype))
+        self.bias = self.register_parameter("bias", np.zeros(self.out_features, dtype)) if bias else None
+        self._x: Optional[Array] = None
+
+    def forward(self, x: Array) -> Array:
+        x = check_float_input(self._name(), x, self.weight.data.dtype)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"{self._name()} expected input of shape (N, {self.in_features}), got {x.shape}")
+        self._x = x
+        y = x @ self.weight.data.T  # the seed's Z = W X, with examples as rows
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward_params(self, grad_y: Array) -> None:
+        """Accumulate ``dW`` and ``db`` without computing the input gradient."""
+        x = self._cached(self._x)
+        grad_y = _check_grad_shape(self, grad_y, (x.shape[0], self.out_features)).astype(x.dtype, copy=False)
+        self.weight.grad += grad_y.T @ x  # seed: dW = 1/m dZ A_prev.T
+        if self.bias is not None:
+            self.bias.grad += grad_y.sum(axis=0)  # seed: db = 1/m sum(dZ)
+
+    def backward(self, grad_y: Array) -> Array:
+        self.backward_params(grad_y)
+        return np.asarray(grad_y, dtype=self.weight.data.dtype) @ self.weight.data  # seed: W2.T dZ2
+
+    def get_config(self) -> Dict[str, Any]:
+        """Constructor arguments that rebuild this layer (weights aside)."""
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias is not None,
+            "dtype": self.weight.data.dtype.name,
+        }
+
+    def _name(self) -> str:
+        return f"Dense({self.in_features} -> {self.out_features})"
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Activation(Layer):
+    """Base of the element-wise activations: no parameters, output shape = input shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._y: Optional[Array] = None
+
+    def _input(self, x: Array) -> Array:
+        return check_float_input(type(self).__name__, x)
+
+    def _grad(self, grad_y: Array) -> Array:
+        return _check_grad_shape(self, grad_y, self._cached(self._y).shape)
+
+
+class Tanh(Activation):
+    """Hyperbolic tangent, ``a = tanh(z)``; the seed's hidden activation.
+
+    Keeps its output ``a`` and derives the gradient from it: ``1 - a**2``.
+
+    Shape:
+        - Input: ``(N, *)``, floating point.
+        - Output: same shape and dtype.
+
+    Examples:
+        >>> Tanh()(np.array([[0.0, 1.0]])).round(4)
+        array([[0.    , 0.7616]])
+    """
+
+    def forward(self, x: Array) -> Array:
+        self._y = np.tanh(self._input(x))  # seed: A1 = tanh(Z1)
+        return self._y
+
+    def backward(self, grad_y: Array) -> Array:
+        a = self._cached(self._y)
+        return self._grad(grad_y) * (1 - a * a)  # seed: dZ1 = (W2.T dZ2) * (1 - A1**2)
+
+
+def sigmoid(z: Array) -> Array:
+    """Numerically stable logistic function ``1 / (1 + exp(-z))``.
+
+    ``exp`` only ever sees ``-|z|``, so it cannot overflow: inputs of +-1000 give exactly 1 and 0
+    without a warning.
+    """
+    e = np.exp(-np.abs(z))  # in (0, 1]
+    r = 1 / (1 + e)
+    return np.where(z >= 0, r, e * r)
+
+
+class Sigmoid(Activation):
+    """Logistic sigmoid, ``a = 1 / (1 + exp(-z))``; the seed's output activation.
+
+    Stable for large ``|z|`` (no overflow). Keeps its output and derives ``a * (1 - a)``.
+    Followed by `BCELoss`, the two gradients multiply to the seed's ``dZ2 = A2 - Y``.
+
+    Shape:
+        - Input: ``(N, *)``, floating point.
+        - Output: same shape and dtype, values in [0, 1].
+
+    Examples:
+        >>> Sigmoid()(np.array([[-1000.0, 0.0, 1000.0]]))
+        array([[0. , 0.5, 1. ]])
+    """
+
+    def forward(self, x: Array) -> Array:
+        self._y = sigmoid(self._input(x))  # seed: A2 = sigmoid(Z2)
+        return self._y
+
+    def backward(self, grad_y: Array) -> Array:
+        a = self._cached(self._y)
+        return self._grad(grad_y) * (a * (1 - a))
+
+
+class ReLU(Activation):
+    """Rectified linear unit, ``max(x, 0)``.
+
+    Keeps the mask ``x > 0``; the gradient passes where it is true.
+
+    Shape:
+        - Input: ``(N, *)``, floating point.
+        - Output: same shape and dtype.
+
+    Examples:
+        >>> ReLU()(np.array([[-2.0, 3.0]]))
+        array([[0., 3.]])
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mask: Optional[Array] = None
+
+    def forward(self, x: Array) -> Array:
+        x = self._input(x)
+        self._mask = x > 0
+        self._y = np.maximum(x, 0)
+        return self._y
+
+    def backward(self, grad_y: Array) -> Array:
+        mask = self._cached(self._mask)
+        return self._grad(grad_y) * mask

@@ -1,0 +1,23 @@
+"""Shared fixtures: where the shared data lives, and a torch import that skips cleanly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``$NNLAYERS_SHARED_DATA`` or ``../shared/data`` beside the checkout."""
+    return Path(os.environ.get("NNLAYERS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared test data not found at {path} (set NNLAYERS_SHARED_DATA)")
+    return path

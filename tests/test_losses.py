@@ -1,0 +1,116 @@
+"""BCELoss and BCEWithLogitsLoss: hand-worked values, saturation, shapes and target checks."""
+
+import numpy as np
+import pytest
+
+from nnlayers import BCELoss, BCEWithLogitsLoss, Sigmoid
+
+
+def test_bce_by_hand():
+    p = np.array([[0.9], [0.2], [0.6]])
+    y = np.array([[1.0], [0.0], [1.0]])
+    loss_fn = BCELoss()
+    expected = -(np.log(0.9) + np.log(0.8) + np.log(0.6)) / 3
+    assert loss_fn(p, y) == pytest.approx(expected, rel=1e-14)
+    np.testing.assert_allclose(loss_fn.backward(), -(y / p - (1 - y) / (1 - p)) / 3, rtol=1e-14)
+
+
+def test_bce_sum_reduction():
+    p = np.array([0.9, 0.2])
+    y = np.array([1, 0])
+    assert BCELoss("sum")(p, y) == pytest.approx(-(np.log(0.9) + np.log(0.8)), rel=1e-14)
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        BCELoss("avg")
+
+
+def test_sigmoid_then_bce_gives_a_minus_y():
+    z = np.array([[-3.0], [0.5], [2.0]])
+    y = np.array([[0.0], [1.0], [1.0]])
+    sig, loss_fn = Sigmoid(), BCELoss()
+    a = sig(z)
+    loss_fn(a, y)
+    np.testing.assert_allclose(sig.backward(loss_fn.backward()), (a - y) / 3, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_saturated_prediction_gives_finite_loss_and_gradient(dtype):
+    loss_fn = BCELoss()
+    p = np.array([[1.0], [0.0]], dtype=dtype)  # a saturated sigmoid, wrong both times
+    y = np.array([[0.0], [1.0]])
+    with np.errstate(divide="raise", invalid="raise", over="raise"):
+        loss = loss_fn(p, y)
+        grad = loss_fn.backward()
+    assert np.isfinite(loss) and loss > 10  # large (clamped at eps), but finite
+    assert np.isfinite(grad).all() and grad.dtype == dtype
+    assert grad[0, 0] > 0 > grad[1, 0]  # still pushes the right way
+
+
+def test_logits_loss_matches_sigmoid_bce_and_gradient_is_sigmoid_minus_y():
+    z = np.array([[-4.0], [-0.3], [0.0], [2.5]])
+    y = np.array([[0.0], [1.0], [0.5], [1.0]])
+    fused = BCEWithLogitsLoss()
+    loss = fused(z, y)
+    p = 1 / (1 + np.exp(-z))
+    expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert loss == pytest.approx(expected, rel=1e-13)
+    np.testing.assert_allclose(fused.backward(), (p - y) / 4, rtol=1e-13)
+
+
+def test_logits_loss_is_stable_for_huge_logits():
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        loss_fn = BCEWithLogitsLoss()
+        loss = loss_fn(np.array([[1000.0], [-1000.0]]), np.array([[0.0], [1.0]]))
+        grad = loss_fn.backward()
+    assert loss == pytest.approx(1000.0)
+    np.testing.assert_array_equal(grad, [[0.5], [-0.5]])
+
+
+@pytest.mark.parametrize("loss_cls", [BCELoss, BCEWithLogitsLoss])
+def test_target_shapes_accepted_and_gradient_shaped_like_pred(loss_cls):
+    pred = np.array([[0.3], [0.6]])
+    a = loss_cls()(pred, np.array([0, 1]))
+    b = loss_cls()(pred, np.array([[0], [1]]))
+    assert a == b
+    flat = loss_cls()
+    flat(pred.ravel(), np.array([[0], [1]]))
+    assert flat.backward().shape == (2,)
+
+
+@pytest.mark.parametrize("loss_cls", [BCELoss, BCEWithLogitsLoss])
+@pytest.mark.parametrize(
+    "pred, target, error, message",
+    [
+        (
+            np.full((3, 1), 0.5),
+            np.zeros((3, 2)),
+            ValueError,
+            r"expected target of shape \(3, 1\) or \(3,\).*got \(3, 2\)",
+        ),
+        (np.full((3, 1), 0.5), np.zeros(4), ValueError, r"got \(4,\)"),
+        (
+            np.full((3, 2), 0.5),
+            np.zeros((3, 2)),
+            ValueError,
+            r"expected pred of shape \(N, 1\) or \(N,\), got \(3, 2\)",
+        ),
+        (np.full((3, 1), 0.5), np.array([0, 1, 2]), ValueError, r"targets in \[0, 1\], got 2"),
+        (np.full((3, 1), 0.5), np.array([0, -1, 1]), ValueError, r"targets in \[0, 1\], got -1"),
+        (np.full((3, 1), 0.5), np.array([0, np.nan, 1]), ValueError, r"targets in \[0, 1\], got nan"),
+        (np.zeros((0, 1)), np.zeros(0), ValueError, "empty batch"),
+        (np.full((3, 1), 1, dtype=int), np.zeros(3), TypeError, "floating-point"),
+        (np.full((3, 1), 0.5), np.array(["a", "b", "c"], dtype=object), TypeError, "real numeric target"),
+    ],
+)
+def test_bad_inputs_are_clear_errors(loss_cls, pred, target, error, message):
+    with pytest.raises(error, match=message):
+        loss_cls()(pred, target)
+
+
+def test_bce_refuses_probabilities_outside_unit_interval():
+    with pytest.raises(ValueError, match=r"predictions in \[0, 1\].*BCEWithLogitsLoss"):
+        BCELoss()(np.array([[1.5]]), np.array([[1.0]]))
+
+
+def test_loss_backward_before_forward():
+    with pytest.raises(RuntimeError, match="BCELoss.backward\\(\\) called before forward\\(\\)"):
+        BCELoss().backward()
