@@ -13,6 +13,15 @@ subclass::
 """
 
 from .container import Sequential
+from .data import (
+    ImageDataset,
+    ImageLoadError,
+    batches,
+    load_image,
+    load_image_folder,
+    split_indices,
+    train_test_split,
+)
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck
 from .layers import Dense, ReLU, Sigmoid, Tanh
 from .losses import BCELoss, BCEWithLogitsLoss, Loss
@@ -27,6 +36,8 @@ __all__ = [
     "Dense",
     "GradcheckError",
     "GradcheckResult",
+    "ImageDataset",
+    "ImageLoadError",
     "Layer",
     "Loss",
     "Parameter",
@@ -36,5 +47,10 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "__version__",
+    "batches",
     "gradcheck",
+    "load_image",
+    "load_image_folder",
+    "split_indices",
+    "train_test_split",
 ]
