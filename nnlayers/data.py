@@ -578,7 +578,9 @@ def _decode_all(
     executor = None
     if workers > 1 and len(files) >= 64:  # below that, starting processes costs more than it saves
         start = "fork" if sys.platform.startswith("linux") else "spawn"
-        executor = ProcessPoolExecutor(workers, mp_context=get_context(start))
+        executor = ProcessPoolExecutor(
+            workers, mp_context=get_context(start), initializer=cv2.setNumThreads, initargs=(1,)
+        )
         results: Iterable[Tuple[Optional[np.ndarray], str]] = executor.map(
             decode, paths, chunksize=max(1, min(64, len(paths) // (workers * 8)))
         )

@@ -1,0 +1,135 @@
+"""Image loading: nnlayers' `load_image_folder`, cold and warm, against the seed's loop.
+
+The seed's loop is ``cv2.imread`` + ``cv2.resize(..., INTER_CUBIC)`` over the files, in one
+process. Two sets: the shared photos (stored at 200x200) and the same photos re-encoded at
+500x375, the typical size of the original Kaggle files (made here, in a temporary folder).
+Also the peak memory of loading 25,000 photos. Figures are ratios measured in the same run.
+
+    python benchmarks/bench_data.py [--shared ../shared/data] [--repeat 3] [--skip-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nnlayers.data import load_image_folder  # noqa: E402
+
+WORK = Path(tempfile.gettempdir()) / "nnlayers-bench"
+
+
+def seed_loop(paths):
+    """The seed's prepare_data, minus its float copy: imread + cubic resize, one process."""
+    for path in paths:
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        cv2.resize(img, (64, 64), interpolation=cv2.INTER_CUBIC)
+
+
+def median_seconds(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def reencoded(source: Path, size=(500, 375)) -> Path:
+    """The shared photos upscaled to 500x375 JPEGs (quality 90), made once and reused."""
+    target = WORK / f"photos-{size[0]}x{size[1]}"
+    files = sorted(source.iterdir())
+    if target.is_dir() and len(list(target.iterdir())) == len(files):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        big = cv2.resize(img, size, interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(target / path.name), big, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return target
+
+
+def bench_set(name: str, folder: Path, repeat: int) -> dict:
+    paths = [str(p) for p in sorted(folder.iterdir())]
+    n = len(paths)
+    cache = WORK / "cache"
+    seed = median_seconds(lambda: seed_loop(paths), repeat)
+    cold = median_seconds(lambda: load_image_folder(folder, cache=False), repeat)
+    load_image_folder(folder, cache=cache)  # fill the cache
+    warm = median_seconds(lambda: load_image_folder(folder, cache=cache), max(repeat, 5))
+    return {"set": name, "n": n, "seed": n / seed, "cold": n / cold, "warm": n / warm}
+
+
+MEMORY_CHILD = """
+import resource, sys
+sys.path.insert(0, {repo!r})
+from nnlayers.data import load_image_folder
+d = load_image_folder({folder!r}, cache=False)
+self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(len(d), self_kb, child_kb)
+"""
+
+
+def bench_memory(source: Path, count: int = 25_000) -> dict:
+    """Peak RSS of loading ``count`` photos (the shared ones, linked over and over)."""
+    folder = WORK / f"photos-{count}"
+    if not folder.is_dir() or len(os.listdir(folder)) != count:
+        folder.mkdir(parents=True, exist_ok=True)
+        files = sorted(source.iterdir())
+        for i in range(count):
+            src = files[i % len(files)]
+            link = folder / f"{src.name.split('.')[0]}.{i}.jpg"
+            if not link.exists():
+                os.symlink(src, link)
+    repo = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD.format(repo=repo, folder=str(folder))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    n, self_kb, child_kb = map(int, out.stdout.split())
+    return {"n": n, "main_mb": self_kb / 1024, "worker_mb": child_kb / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    source = args.shared / "dogs-vs-cats" / "train"
+    if not source.is_dir():
+        sys.exit(f"shared photos not found at {source} (pass --shared)")
+    WORK.mkdir(parents=True, exist_ok=True)
+    print(f"cv2 {cv2.__version__}, {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    rows = [
+        bench_set("200x200 (shared)", source, args.repeat),
+        bench_set("500x375 (re-encoded)", reencoded(source), args.repeat),
+    ]
+    print("\n| set | images | seed loop img/s | cold img/s | cold / seed | warm img/s | warm / seed |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['set']} | {r['n']} | {r['seed']:,.0f} | {r['cold']:,.0f} | {r['cold'] / r['seed']:.2f}x | {r['warm']:,.0f} | {r['warm'] / r['seed']:.0f}x |"
+        )
+    if not args.skip_memory:
+        mem = bench_memory(source)
+        print(
+            f"\npeak RSS loading {mem['n']:,} photos: main process {mem['main_mb']:.0f} MB, largest worker {mem['worker_mb']:.0f} MB"
+        )
+    print(f"(peak RSS of this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
