@@ -27,19 +27,26 @@ from .layers import Dense, ReLU, Sigmoid, Tanh
 from .losses import BCELoss, BCEWithLogitsLoss, Loss
 from .module import Layer, Parameter
 from .optim import SGD
+from .serialize import ModelFileError, load, read_header, register_layer, save
+from .train import Callback, EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict, predict_proba
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "Callback",
     "Dense",
+    "EarlyStopping",
     "GradcheckError",
     "GradcheckResult",
+    "History",
     "ImageDataset",
     "ImageLoadError",
     "Layer",
     "Loss",
+    "ModelCheckpoint",
+    "ModelFileError",
     "Parameter",
     "ReLU",
     "SGD",
@@ -48,9 +55,17 @@ __all__ = [
     "Tanh",
     "__version__",
     "batches",
+    "evaluate",
+    "fit",
     "gradcheck",
+    "load",
     "load_image",
     "load_image_folder",
+    "predict",
+    "predict_proba",
+    "read_header",
+    "register_layer",
+    "save",
     "split_indices",
     "train_test_split",
 ]

@@ -271,7 +271,9 @@ def _read_header(data: bytes) -> Tuple[str, int, int]:
                 return str(header.format), header.size[0], header.size[1]
     except Image.DecompressionBombError as error:
         raise ImageLoadError(f"refused, too many pixels (decompression bomb?): {error}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except UnidentifiedImageError:
+        raise ImageLoadError("not a readable image (unknown format or damaged header)") from None
+    except (OSError, ValueError, SyntaxError) as error:
         raise ImageLoadError(f"not a readable image ({error})") from None
 
 

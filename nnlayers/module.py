@@ -247,6 +247,14 @@ class Layer:
             params[name].data[...] = value  # in place: optimizers keep their references
         return missing, unexpected
 
+    def get_config(self) -> Dict[str, Any]:
+        """Constructor arguments that rebuild this layer in a model file (weights aside).
+
+        Override it when ``__init__`` takes arguments: ``type(self)(**self.get_config())`` must
+        build an equivalent layer.
+        """
+        return {}
+
     # --- printing ----------------------------------------------------------------------------
 
     def extra_repr(self) -> str:

@@ -1,0 +1,354 @@
+"""Model files: `save` and `load`, without pickle.
+
+A ``.nnl`` file is::
+
+    b"NNLAYERS"                      8 bytes, the magic
+    header length                    8 bytes, unsigned little-endian
+    header                           JSON, UTF-8
+    array data                       raw little-endian bytes, one array after another
+    SHA-256 of everything above      32 bytes
+
+The header holds ``format_version``, ``nnlayers_version``, the ``architecture`` (layer types
+and constructor arguments), ``classes``, ``preprocessing`` (how photos become inputs), free
+``metadata``, an ``arrays`` table (dtype, shape, offset of each array) and, in a checkpoint, the
+``training`` state. Arrays are read with ``numpy.frombuffer`` from a fixed list of numeric
+dtypes, and layers are built only from known or registered classes, so loading a file never
+runs code from it. Writes go to a temporary file that replaces the target only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar, Union
+
+import numpy as np
+
+from .container import Sequential
+from .layers import Dense, ReLU, Sigmoid, Tanh
+from .module import Layer
+
+PathLike = Union[str, "os.PathLike[str]"]
+MAGIC = b"NNLAYERS"
+FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+ALLOWED_DTYPES = frozenset({"<f4", "<f8", "<f2", "<i8", "<i4", "|u1", "|i1", "|b1"})
+
+LayerT = TypeVar("LayerT", bound=Type[Layer])
+_REGISTRY: Dict[str, Type[Layer]] = {cls.__name__: cls for cls in (Dense, Tanh, Sigmoid, ReLU, Sequential)}
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, truncated, corrupt, from a newer format, or not a model file."""
+
+
+def register_layer(cls: LayerT) -> LayerT:
+    """Make a custom `Layer` subclass loadable from model files (use as a class decorator).
+
+    The file stores the class name and ``layer.get_config()``; loading calls
+    ``cls(**config)`` and then loads the weights. Names must be unique.
+
+    Examples:
+        >>> from nnlayers import Layer
+        >>> @register_layer
+        ... class Doubler(Layer):
+        ...     def forward(self, x): return 2 * x
+        ...     def backward(self, grad_y): return 2 * grad_y
+        >>> "Doubler" in registered_layers()
+        True
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer expects a Layer subclass, got {cls!r}")
+    existing = _REGISTRY.get(cls.__name__)
+    if existing is not None and existing is not cls and existing.__module__ == "nnlayers.layers":
+        raise ValueError(f"{cls.__name__} is a built-in layer name; choose another class name")
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def registered_layers() -> Dict[str, Type[Layer]]:
+    """The layer classes that model files can name, by name."""
+    return dict(_REGISTRY)
+
+
+# --- architecture -------------------------------------------------------------------------------
+
+
+def describe(layer: Layer) -> Dict[str, Any]:
+    """The JSON description of a layer or model: its type and constructor arguments."""
+    if isinstance(layer, Sequential):
+        return {"type": "Sequential", "layers": [describe(child) for child in layer]}
+    config = layer.get_config()
+    try:
+        json.dumps(config)
+    except TypeError as error:
+        raise TypeError(f"{type(layer).__name__}.get_config() must return JSON values: {error}") from None
+    return {"type": type(layer).__name__, "config": config}
+
+
+def build(architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str, Type[Layer]]] = None) -> Layer:
+    """Build a layer or model from `describe` output, using only known layer classes."""
+    known = {**_REGISTRY, **(custom_layers or {})}
+    if not isinstance(architecture, Mapping) or not isinstance(architecture.get("type"), str):
+        raise ModelFileError(f"bad architecture entry: {str(architecture)[:80]}")
+    name = architecture["type"]
+    if name == "Sequential":
+        layers = architecture.get("layers")
+        if not isinstance(layers, list):
+            raise ModelFileError("bad architecture: Sequential without a list of layers")
+        return Sequential([build(entry, custom_layers) for entry in layers])
+    cls = known.get(name)
+    if cls is None:
+        raise ModelFileError(
+            f"unknown layer type {name!r}: register it with @nnlayers.register_layer before loading, "
+            f"or pass custom_layers={{{name!r}: {name}}} to load()"
+        )
+    config = architecture.get("config", {})
+    if not isinstance(config, dict):
+        raise ModelFileError(f"bad config for {name}: {config!r}")
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"cannot build {name} from its saved config {config}: {error}") from None
+
+
+# --- nested JSON with arrays ------------------------------------------------------------------
+
+
+def _extract_arrays(value: Any, prefix: str, arrays: Dict[str, np.ndarray]) -> Any:
+    """Replace each ndarray in a JSON-like structure with ``{"__array__": key}``."""
+    if isinstance(value, np.ndarray):
+        arrays[prefix] = value
+        return {"__array__": prefix}
+    if isinstance(value, Mapping):
+        return {str(k): _extract_arrays(v, f"{prefix}.{k}", arrays) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_extract_arrays(v, f"{prefix}.{i}", arrays) for i, v in enumerate(value)]
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    return value
+
+
+def _resolve_arrays(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__array__"}:
+            key = value["__array__"]
+            if key not in arrays:
+                raise ModelFileError(f"the header refers to an array {key!r} that the file does not hold")
+            return arrays[key]
+        return {k: _resolve_arrays(v, arrays) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_arrays(v, arrays) for v in value]
+    return value
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _serialize(header: Dict[str, Any], arrays: Mapping[str, np.ndarray]) -> List[bytes]:
+    table: Dict[str, Dict[str, Any]] = {}
+    chunks: List[bytes] = []
+    offset = 0
+    for name, array in arrays.items():
+        data = np.ascontiguousarray(array)
+        data = data.astype(data.dtype.newbyteorder("<"), copy=False)
+        if data.dtype.str not in ALLOWED_DTYPES:
+            raise TypeError(f"cannot save array {name!r} of dtype {array.dtype}; numeric arrays only")
+        raw = data.tobytes()
+        table[name] = {"dtype": data.dtype.str, "shape": list(data.shape), "offset": offset, "nbytes": len(raw)}
+        chunks.append(raw)
+        offset += len(raw)
+    header = {**header, "arrays": table}
+    header_bytes = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
+    return [MAGIC, len(header_bytes).to_bytes(8, "little"), header_bytes, *chunks]
+
+
+def _write_atomic(path: Path, chunks: List[bytes]) -> None:
+    """Write to a temporary file beside ``path``, flush it to disk, then rename over ``path``."""
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                digest.update(chunk)
+            handle.write(digest.digest())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def save(
+    model: Layer,
+    path: PathLike,
+    *,
+    classes: Optional[List[str]] = None,
+    preprocessing: Optional[Dict[str, Any]] = None,
+    metadata: Optional[Dict[str, Any]] = None,
+    training: Optional[Dict[str, Any]] = None,
+) -> Path:
+    """Save a model (and optionally its training state) to a single ``.nnl`` file, atomically.
+
+    Args:
+        model: The model; custom layer classes need `register_layer` to be loadable.
+        path: The file to write (its folder must exist). An interrupted save leaves a previous
+            file at ``path`` intact.
+        classes: Class names, index = label (default: ``model.classes`` if set).
+        preprocessing: How photos become inputs, e.g. ``{"size": [64, 64], "backend": "cv2",
+            "interpolation": "cubic", "reduce": True, "scale": 1/255, "channel_order": "RGB"}``
+            (default: ``model.preprocessing`` if set).
+        metadata: Any JSON-serialisable extra information.
+        training: Trainer state, for checkpoints (written by `ModelCheckpoint`).
+
+    Returns:
+        The path written.
+
+    Raises:
+        OSError: The folder is missing or not writable, or the disk is full; nothing is replaced.
+    """
+    from . import __version__
+
+    path = Path(path)
+    if not isinstance(model, Layer):
+        raise TypeError(f"save expects a Layer (e.g. a Sequential), got {type(model).__name__}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot save to {path}: folder {path.parent} does not exist")
+    arrays: Dict[str, np.ndarray] = {f"weights.{name}": value for name, value in model.state_dict().items()}
+    header: Dict[str, Any] = {
+        "format": "nnlayers-model",
+        "format_version": FORMAT_VERSION,
+        "nnlayers_version": __version__,
+        "architecture": describe(model),
+        "classes": classes if classes is not None else getattr(model, "classes", None),
+        "preprocessing": preprocessing if preprocessing is not None else getattr(model, "preprocessing", None),
+        "metadata": metadata or {},
+        "training": _extract_arrays(training, "training", arrays) if training is not None else None,
+    }
+    _write_atomic(path, _serialize(header, arrays))
+    return path
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _read(path: PathLike) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    data = path.read_bytes()
+    if not data.startswith(MAGIC):
+        kind = " (it looks like a pickle, which nnlayers never loads)" if data[:1] == b"\x80" else ""
+        raise ModelFileError(f"{path} is not an nnlayers model file{kind}")
+    if len(data) < len(MAGIC) + 8 + 32:
+        raise ModelFileError(f"{path} is truncated ({len(data)} bytes)")
+    body, checksum = data[:-32], data[-32:]
+    header_len = int.from_bytes(data[8:16], "little")
+    if header_len > min(MAX_HEADER_BYTES, len(body) - 16):
+        raise ModelFileError(
+            f"{path} is truncated or corrupt: its header claims {header_len} bytes, the file has {len(data)}"
+        )
+    if hashlib.sha256(body).digest() != checksum:
+        raise ModelFileError(
+            f"{path} is corrupt or truncated: its checksum does not match (the file was changed or cut short)"
+        )
+    try:
+        header = json.loads(data[16 : 16 + header_len])
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{path} has an unreadable header: {error}") from None
+    if not isinstance(header, dict) or header.get("format") != "nnlayers-model":
+        raise ModelFileError(f"{path} is not an nnlayers model file (no format field)")
+    version = header.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} uses model-file format version {version!r}; this nnlayers ({FORMAT_VERSION}) reads up to "
+            f"version {FORMAT_VERSION}. Upgrade nnlayers to load it."
+        )
+    blob = body[16 + header_len :]
+    return header, _read_arrays(path, header.get("arrays"), blob)
+
+
+def _read_arrays(path: Path, table: Any, blob: bytes) -> Dict[str, np.ndarray]:
+    if not isinstance(table, dict):
+        raise ModelFileError(f"{path}: the header has no array table")
+    arrays: Dict[str, np.ndarray] = {}
+    expected_offset = 0
+    for name, entry in table.items():
+        try:
+            dtype_str, shape, offset, nbytes = entry["dtype"], tuple(entry["shape"]), entry["offset"], entry["nbytes"]
+        except (KeyError, TypeError):
+            raise ModelFileError(f"{path}: bad entry for array {name!r}") from None
+        if dtype_str not in ALLOWED_DTYPES:
+            raise ModelFileError(
+                f"{path}: array {name!r} has dtype {dtype_str!r}; only numeric arrays are loaded (never objects or pickles)"
+            )
+        dtype = np.dtype(dtype_str)
+        if not all(isinstance(d, int) and d >= 0 for d in shape) or offset != expected_offset:
+            raise ModelFileError(f"{path}: bad shape or offset for array {name!r}")
+        if int(np.prod(shape)) * dtype.itemsize != nbytes or offset + nbytes > len(blob):
+            raise ModelFileError(f"{path}: array {name!r} of shape {list(shape)} does not match its {nbytes} bytes")
+        arrays[name] = np.frombuffer(blob, dtype, count=int(np.prod(shape)), offset=offset).reshape(shape).copy()
+        expected_offset += nbytes
+    if expected_offset != len(blob):
+        raise ModelFileError(
+            f"{path}: {len(blob) - expected_offset} bytes of array data are not described by the header"
+        )
+    return arrays
+
+
+def read_header(path: PathLike) -> Dict[str, Any]:
+    """The header of a model file (architecture, classes, preprocessing, versions, ...), validated."""
+    header, _ = _read(path)
+    return header
+
+
+def _weights(arrays: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    return {name[len("weights.") :]: value for name, value in arrays.items() if name.startswith("weights.")}
+
+
+def load(path: PathLike, *, custom_layers: Optional[Mapping[str, Type[Layer]]] = None) -> Layer:
+    """Load a model saved by `save` (or a checkpoint), with its class names and preprocessing.
+
+    Args:
+        path: The ``.nnl`` file.
+        custom_layers: Classes of custom layers by name, if not registered with `register_layer`.
+
+    Returns:
+        The model, with ``model.classes``, ``model.preprocessing`` and ``model.metadata`` set
+        from the file, in evaluation mode.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ModelFileError: The file is not a model file, is truncated or corrupt (checksum), comes
+            from a newer format, names an unknown layer, or its arrays do not fit the architecture.
+    """
+    header, arrays = _read(path)
+    model = build(header.get("architecture", {}), custom_layers)
+    try:
+        model.load_state_dict(_weights(arrays))
+    except ValueError as error:
+        raise ModelFileError(f"{path}: the weights do not fit the architecture: {error}") from None
+    model.classes = header.get("classes")  # type: ignore[attr-defined]
+    model.preprocessing = header.get("preprocessing")  # type: ignore[attr-defined]
+    model.metadata = header.get("metadata") or {}  # type: ignore[attr-defined]
+    return model.eval()
+
+
+def read_checkpoint(path: PathLike) -> Tuple[Dict[str, np.ndarray], Optional[Dict[str, Any]]]:
+    """The weights and the training state (``None`` for a plain model file) of a checkpoint."""
+    header, arrays = _read(path)
+    training = header.get("training")
+    return _weights(arrays), (_resolve_arrays(training, arrays) if training is not None else None)

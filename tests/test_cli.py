@@ -1,0 +1,206 @@
+"""The real ``nnlayers`` command, run in subprocesses (and once in a pseudo-terminal)."""
+
+import fcntl
+import json
+import os
+import pty
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+
+from nnlayers.serialize import load, read_checkpoint
+from nnlayers.train import evaluate, predict_proba
+
+SCRIPT = Path(sys.executable).parent / "nnlayers"
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "nnlayers"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return {**os.environ, "NNLAYERS_CACHE_DIR": str(cache), "PYTHONWARNINGS": "ignore"}
+
+
+def run(env, *args, cwd=None):
+    return subprocess.run([*COMMAND, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def test_console_script_is_installed():
+    if not SCRIPT.exists():
+        pytest.skip("package not installed in this environment (pip install .): tests use python -m nnlayers")
+    assert run(os.environ, "--version").stdout.startswith("nnlayers ")
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["info"]])
+def test_help(env, command):
+    result = run(env, *command, "--help")
+    assert result.returncode == 0 and "usage: nnlayers" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(env, tmp_path_factory):
+    """`nnlayers train` with no data folder: the built-in set, 6 epochs."""
+    work = tmp_path_factory.mktemp("work")
+    result = run(env, "train", "--epochs", "6", "--plot", "curves.png", "--history", "history.json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    return work, result
+
+
+def test_train_on_the_builtin_set(trained):
+    work, result = trained
+    assert "No DATA_DIR given: training on nnlayers' built-in set of generated circles and squares" in result.stderr
+    assert "epoch 6/6" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout.startswith("validation accuracy ")
+    accuracy = float(result.stdout.split()[2])
+    assert accuracy >= 0.9
+    model = load(work / "model.nnl")
+    assert model.classes == ["circle", "square"] and model.preprocessing["size"] == [64, 64]
+    assert (work / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((work / "history.json").read_text())["epochs"] == [1, 2, 3, 4, 5, 6]
+    assert {p.name for p in (work / "model-checkpoints").iterdir()} == {"last.nnl", "best.nnl"}
+
+
+def test_evaluate_and_predict_match_the_library(env, trained):
+    from nnlayers.data import load_image_folder
+
+    work, _ = trained
+    data_dir = Path(env["NNLAYERS_CACHE_DIR"]) / "builtin-shapes-v2"
+    model = load(work / "model.nnl")
+    dataset = load_image_folder(data_dir, classes=model.classes, cache=False)
+    expected = evaluate(model, dataset)
+
+    result = run(env, "evaluate", work / "model.nnl", data_dir, "--json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["accuracy"] == expected["accuracy"] and scores["confusion_matrix"] == expected["confusion_matrix"]
+    assert scores["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    text = run(env, "evaluate", work / "model.nnl", data_dir).stdout
+    assert f"accuracy   {expected['accuracy']:.4f}" in text and "confusion matrix" in text
+
+    photos = [
+        data_dir / "circle" / "circle.3.jpg",
+        data_dir / "square" / "square.4.jpg",
+        data_dir / "square" / "square.9.jpg",
+    ]
+    result = run(env, "predict", work / "model.nnl", *photos, "--json", "--grid", work / "grid.png")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    proba = predict_proba(model, [str(p) for p in photos])
+    for row, photo, p in zip(rows, photos, proba):
+        assert row["path"] == str(photo) and row["p_square"] == pytest.approx(p, rel=1e-6)
+        assert row["label"] == ("square" if p > 0.5 else "circle")
+    assert (work / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    plain = run(env, "predict", work / "model.nnl", photos[0]).stdout.split("\t")
+    assert plain[0] == str(photos[0]) and plain[1] in ("circle", "square")
+
+
+def test_info(env, trained):
+    work, _ = trained
+    result = run(env, "info", work / "model.nnl")
+    assert result.returncode == 0
+    assert "format version  1" in result.stdout and "parameters      786,561" in result.stdout
+    assert (
+        "['circle', 'square']" in result.stdout
+        and "(0): Dense(in_features=12288, out_features=64, bias=True)" in result.stdout
+    )
+    checkpoint = run(env, "info", work / "model-checkpoints" / "last.nnl")
+    assert "checkpoint      epoch 6, SGD lr 0.001 momentum 0.9" in checkpoint.stdout
+
+
+def test_resume_from_the_command_line_is_bit_identical(env, tmp_path):
+    args = ["--epochs", "4", "--lr", "0.002", "--quiet"]
+    assert run(env, "train", *args, "--out", "full.nnl", cwd=tmp_path).returncode == 0
+    stopped = run(env, "train", "--epochs", "2", "--lr", "0.002", "--quiet", "--out", "part.nnl", cwd=tmp_path)
+    assert stopped.returncode == 0
+    resumed = run(
+        env, "train", *args, "--out", "part.nnl", "--resume", tmp_path / "part-checkpoints" / "last.nnl", cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    full, part = load(tmp_path / "full.nnl").state_dict(), load(tmp_path / "part.nnl").state_dict()
+    for name in full:
+        assert full[name].tobytes() == part[name].tobytes(), name
+    assert read_checkpoint(tmp_path / "part-checkpoints" / "last.nnl")[1]["epoch"] == 4
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["train", "--lr", "-1"], 2, "argument --lr: expected a positive number, got -1"),
+        (["train", "--epochs", "zero"], 2, "invalid _positive_int value"),
+        (["train", "--val-dir", "a", "--val-split", "0.2"], 2, "not allowed with argument"),
+        (["train", "no/such/folder"], 1, "nnlayers: error: image folder not found: no/such/folder"),
+        (["evaluate", "missing.nnl", "."], 1, "nnlayers: error: model file not found: missing.nnl"),
+        (["predict", "missing.nnl", "x.jpg"], 1, "nnlayers: error: model file not found"),
+        (["info", __file__], 1, "is not an nnlayers model file"),
+        (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_arguments_and_files_exit_non_zero_without_traceback(env, tmp_path, args, code, message):
+    result = run(env, *args, cwd=tmp_path)
+    assert result.returncode == code
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_reports_unreadable_photos(env, trained, tmp_path):
+    work, _ = trained
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
+    result = run(env, "predict", work / "model.nnl", bad)
+    assert result.returncode == 1 and "broken.jpg" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_diverging_run_stops_with_a_message(env, tmp_path):
+    result = run(env, "train", "--lr", "1e6", "--epochs", "5", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "nnlayers: error: stopped: training diverged" in result.stderr and "smaller learning rate" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "model.nnl").exists()
+
+
+def test_one_class_folder_is_a_clear_error(env, tmp_path):
+    src = Path(env["NNLAYERS_CACHE_DIR"]) / "builtin-shapes-v2" / "circle"
+    if not src.is_dir():
+        pytest.skip("built-in set not made yet")
+    shutil.copytree(src, tmp_path / "only")
+    result = run(env, "train", tmp_path / "only", cwd=tmp_path)
+    assert result.returncode == 1 and "holds only one class" in result.stderr
+
+
+def test_progress_bar_in_a_real_terminal(env, tmp_path):
+    """With stderr a terminal, training shows tqdm bars; piped, it prints plain lines (above)."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # a real terminal has a size
+    process = subprocess.Popen(
+        [*COMMAND, "train", "--epochs", "2", "--no-cache"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+        cwd=tmp_path,
+        close_fds=True,
+    )
+    os.close(terminal)
+    screen = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    process.wait(timeout=60)
+    os.close(controller)
+    text = screen.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert "loading images" in text and "img" in text  # the decoding bar
+    assert "epoch 1/2:" in text and "batch" in text  # the training bar (tqdm's "desc: ...")
+    assert "\r" in text.replace("\r\n", "")  # bars are redrawn in place
