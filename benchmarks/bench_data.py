@@ -80,8 +80,8 @@ print(len(d), self_kb, child_kb)
 """
 
 
-def bench_memory(source: Path, count: int = 25_000) -> dict:
-    """Peak RSS of loading ``count`` photos (the shared ones, linked over and over)."""
+def bench_memory_folder(source: Path, count: int = 25_000) -> Path:
+    """A folder of ``count`` photos: the shared ones, linked over and over under new names."""
     folder = WORK / f"photos-{count}"
     if not folder.is_dir() or len(os.listdir(folder)) != count:
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,6 +91,12 @@ def bench_memory(source: Path, count: int = 25_000) -> dict:
             link = folder / f"{src.name.split('.')[0]}.{i}.jpg"
             if not link.exists():
                 os.symlink(src, link)
+    return folder
+
+
+def bench_memory(source: Path, count: int = 25_000) -> dict:
+    """Peak RSS of loading ``count`` photos."""
+    folder = bench_memory_folder(source, count)
     repo = str(Path(__file__).resolve().parents[1])
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_CHILD.format(repo=repo, folder=str(folder))],

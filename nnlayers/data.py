@@ -654,11 +654,18 @@ def train_test_split(
     return images[train_idx], images[test_idx], labels[train_idx], labels[test_idx]
 
 
-def to_inputs(images: np.ndarray, dtype: DTypeLike = np.float32) -> np.ndarray:
-    """uint8 images ``(B, H, W, C)`` to network inputs ``(B, H*W*C)`` in [0, 1] (the seed's ``/255``)."""
-    x = images.reshape(len(images), -1).astype(dtype)
-    x /= 255  # in place: one float array per batch, no temporary
-    return x
+def to_inputs(images: np.ndarray, dtype: DTypeLike = np.float32, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """uint8 images ``(B, H, W, C)`` to network inputs ``(B, H*W*C)`` in [0, 1] (the seed's ``/255``).
+
+    Args:
+        images: uint8 array.
+        dtype: Floating dtype of the result.
+        out: A buffer of at least ``B`` rows to write into (training loops reuse one, which
+            spares allocating, and page-faulting, a fresh array every batch).
+    """
+    flat = images.reshape(len(images), -1)
+    out = np.empty(flat.shape, dtype) if out is None else out[: len(flat)]
+    return np.divide(flat, out.dtype.type(255), out=out)  # one pass: convert and scale
 
 
 def batches(

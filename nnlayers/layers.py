@@ -22,7 +22,9 @@ from .module import Array, Layer, check_float_input
 
 
 def _check_grad_shape(layer: Layer, grad_y: Array, expected: tuple) -> Array:
-    grad_y = check_float_input(f"{layer}.backward", grad_y)
+    grad_y = np.asarray(grad_y)
+    if grad_y.dtype.kind != "f":
+        raise TypeError(f"{layer}.backward expected a floating-point gradient, got dtype {grad_y.dtype}")
     if grad_y.shape != expected:
         raise ValueError(f"{layer}.backward expected a gradient of shape {expected} (the output's), got {grad_y.shape}")
     return grad_y
@@ -100,7 +102,7 @@ class Dense(Layer):
         """Accumulate ``dW`` and ``db`` without computing the input gradient."""
         x = self._cached(self._x)
         grad_y = _check_grad_shape(self, grad_y, (x.shape[0], self.out_features)).astype(x.dtype, copy=False)
-        self.weight.grad += grad_y.T @ x  # seed: dW = 1/m dZ A_prev.T
+        self.weight.add_matmul(grad_y.T, x)  # seed: dW = 1/m dZ A_prev.T
         if self.bias is not None:
             self.bias.grad += grad_y.sum(axis=0)  # seed: db = 1/m sum(dZ)
 

@@ -31,13 +31,28 @@ class Parameter:
         ((2, 3), dtype('float32'), 0.0)
     """
 
-    __slots__ = ("data", "grad")
+    __slots__ = ("data", "_grad", "_grad_is_stale")
 
     def __init__(self, data: ArrayLike) -> None:
         self.data: Array = np.asarray(data)
         if not np.issubdtype(self.data.dtype, np.floating):
             raise TypeError(f"Parameter expected a floating-point array, got {self.data.dtype}")
-        self.grad: Array = np.zeros_like(self.data)
+        self._grad: Array = np.zeros_like(self.data)
+        # zero_grad() only marks the gradient stale; it is zeroed when next read, or simply
+        # overwritten by add_matmul: no pass over memory just to write zeros
+        self._grad_is_stale = False
+
+    @property
+    def grad(self) -> Array:
+        if self._grad_is_stale:
+            self._grad.fill(0)
+            self._grad_is_stale = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Array) -> None:
+        self._grad = np.asarray(value)
+        self._grad_is_stale = False
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -52,8 +67,16 @@ class Parameter:
         return int(self.data.size)
 
     def zero_grad(self) -> None:
-        """Set the gradient to zero, in place."""
-        self.grad.fill(0)
+        """Set the gradient to zero."""
+        self._grad_is_stale = True
+
+    def add_matmul(self, a: Array, b: Array) -> None:
+        """``grad += a @ b``; right after `zero_grad` the product is written in place instead."""
+        if self._grad_is_stale:
+            np.matmul(a, b, out=self._grad)  # no temporary array, no extra pass
+            self._grad_is_stale = False
+        else:
+            self._grad += a @ b
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"

@@ -59,16 +59,19 @@ class _Split:
     def batches(
         self, batch_size: int, dtype: np.dtype, rng: Optional[np.random.Generator]
     ) -> Iterator[Tuple[Array, Array]]:
+        """Batches in order (or shuffled by ``rng``); one input array is reused batch after batch."""
         order = self.indices if rng is None else rng.permutation(self.indices)
+        # one kept input buffer: a fresh multi-megabyte array every batch costs page faults
+        inputs = np.empty((min(batch_size, len(order)), int(np.prod(self.x.shape[1:]))), dtype)
         for start in range(0, len(order), batch_size):
             chosen = order[start : start + batch_size]
-            yield _inputs(self.x[chosen], dtype), self.y[chosen].astype(dtype).reshape(-1, 1)
+            yield _inputs(self.x[chosen], dtype, inputs), self.y[chosen].astype(dtype).reshape(-1, 1)
 
 
-def _inputs(x: np.ndarray, dtype: Any) -> Array:
+def _inputs(x: np.ndarray, dtype: Any, out: Optional[np.ndarray] = None) -> Array:
     """uint8 images become floats in [0, 1] (the seed's /255); float arrays are only flattened."""
     if x.dtype == np.uint8:
-        return to_inputs(x, dtype)
+        return to_inputs(x, dtype, out)
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"expected uint8 images or floating-point inputs, got dtype {x.dtype}")
     return np.asarray(x.reshape(len(x), -1), dtype=dtype)

@@ -346,3 +346,16 @@ def test_load_image_rejects_bad_options(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_image(tmp_path / "nope.jpg")
     assert load_image(path, 16).shape == (16, 16, 3)
+
+
+def test_to_inputs_matches_the_seed_scaling_and_fills_a_buffer():
+    from nnlayers.data import to_inputs
+
+    images = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3) * 10
+    expected = (images.reshape(2, -1) / 255).astype(np.float32)  # the seed's /255, in float64
+    np.testing.assert_array_equal(to_inputs(images), expected)
+    buffer = np.full((5, 12), -1.0, np.float32)
+    out = to_inputs(images, out=buffer)
+    assert np.shares_memory(out, buffer) and out.shape == (2, 12)
+    np.testing.assert_array_equal(out, expected)
+    assert to_inputs(images, np.float64).dtype == np.float64

@@ -118,3 +118,29 @@ def test_repr_of_custom_layer_uses_extra_repr():
 
     assert repr(Scale(3)) == "Scale(k=3)"
     assert "(0): Scale(k=3)" in repr(Sequential([Scale(3)]))
+
+
+def test_zero_grad_then_add_matmul_overwrites_and_later_calls_accumulate():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 4)), rng.normal(size=(4, 5))
+    p = Parameter(np.zeros((3, 5)))
+    p.grad += 7.0
+    p.zero_grad()
+    p.add_matmul(a, b)  # written in place: the stale 7s must not leak in
+    np.testing.assert_allclose(p.grad, a @ b, rtol=1e-15)
+    p.add_matmul(a, b)  # now it accumulates
+    np.testing.assert_allclose(p.grad, 2 * (a @ b), rtol=1e-15)
+
+
+def test_writes_to_grad_after_zero_grad_are_kept():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 2)), rng.normal(size=(2, 2))
+    p = Parameter(np.ones((2, 2)))
+    p.zero_grad()
+    p.grad[0, 0] = 5.0  # reading .grad materialises the zeros first
+    p.add_matmul(a, b)
+    expected = a @ b
+    expected[0, 0] += 5.0
+    np.testing.assert_allclose(p.grad, expected, rtol=1e-15)
+    p.zero_grad()
+    assert not p.grad.any()

@@ -1,0 +1,348 @@
+"""Training speed: one epoch of the seed's model in nnlayers against the seed's own functions,
+PyTorch, scikit-learn and the BLAS limit, on the same photos in one process.
+
+Model ``12288-h-1`` (tanh, sigmoid, binary cross-entropy, plain SGD), the 6,002 shared photos at
+64x64. Epoch time is the median of ``--repeat`` epochs; results are ratios measured in the same
+run. The BLAS limit is only the first layer's two big products per batch (forward ``x @ W.T`` and
+weight gradient ``g.T @ x``), bare numpy float32 on ready-made float32 batches.
+
+    python benchmarks/bench_train.py [--shared ../shared/data] [--repeat 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nnlayers import SGD, BCELoss, Dense, Sequential, Sigmoid, Tanh, fit  # noqa: E402
+from nnlayers.data import load_image_folder, to_inputs  # noqa: E402
+
+LR = 0.001
+
+
+def median_epoch(run_epoch: Callable[[], None], repeat: int) -> float:
+    run_epoch()  # warm-up: caches, allocator, BLAS threads
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run_epoch()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def batch_orders(n: int, batch_size: int, seed: int = 0) -> List[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+# --- the contenders -----------------------------------------------------------------------------
+
+
+def nnlayers_epoch(images: np.ndarray, labels: np.ndarray, hidden: int, batch_size: int) -> Callable[[], None]:
+    """One epoch through `nnlayers.fit`, exactly as users train (shuffling, accuracy included)."""
+    model = Sequential([Dense(images[0].size, hidden, rng=0), Tanh(), Dense(hidden, 1, rng=1), Sigmoid()])
+    loss_fn, opt = BCELoss(), SGD(model.parameters(), lr=LR)
+
+    def epoch() -> None:
+        fit(model, loss_fn, opt, (images, labels), epochs=1, batch_size=batch_size, verbose=0)
+
+    return epoch
+
+
+def nnlayers_full_batch(x: np.ndarray, labels: np.ndarray, hidden: int) -> Callable[[], None]:
+    model = Sequential([Dense(x.shape[1], hidden, rng=0), Tanh(), Dense(hidden, 1, rng=1), Sigmoid()])
+    loss_fn, opt = BCELoss(), SGD(model.parameters(), lr=LR)
+    y = labels.astype(np.float32).reshape(-1, 1)
+
+    def epoch() -> None:
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward(), input_grad=False)
+        opt.step()
+        opt.zero_grad()
+
+    return epoch
+
+
+def seed_epoch(images: np.ndarray, labels: np.ndarray, hidden: int, batch_size: Optional[int]) -> Callable[[], None]:
+    """The tutorial's functions, float64, examples as columns: X is (12288, N) as prepare_data makes it."""
+    X = images.reshape(len(images), -1).T / 255  # the seed's float64 copy
+    Y = labels.reshape(1, -1).astype(np.float64)
+    rng = np.random.RandomState(0)
+    params = {
+        "W1": rng.randn(hidden, X.shape[0]) * 0.01,
+        "b1": np.zeros((hidden, 1)),
+        "W2": rng.randn(1, hidden) * 0.01,
+        "b2": np.zeros((1, 1)),
+    }
+    columns = [slice(None)] if batch_size is None else batch_orders(X.shape[1], batch_size)
+
+    def step(Xb: np.ndarray, Yb: np.ndarray) -> None:
+        m = Xb.shape[1]
+        Z1 = np.dot(params["W1"], Xb) + params["b1"]
+        A1 = np.tanh(Z1)
+        Z2 = np.dot(params["W2"], A1) + params["b2"]
+        A2 = 1 / (1 + np.exp(-Z2))
+        logprobs = np.multiply(np.log(A2), Yb) + np.multiply(np.log(1 - A2), (1 - Yb))
+        float(np.squeeze(-1 / m * np.sum(logprobs)))
+        dZ2 = A2 - Yb
+        dW2 = 1.0 / m * np.dot(dZ2, A1.T)
+        db2 = 1.0 / m * np.sum(dZ2, axis=1, keepdims=True)
+        dZ1 = np.dot(params["W2"].T, dZ2) * (1 - np.power(A1, 2))
+        dW1 = 1.0 / m * np.dot(dZ1, Xb.T)
+        db1 = 1.0 / m * np.sum(dZ1, axis=1, keepdims=True)
+        for key, grad in (("W1", dW1), ("b1", db1), ("W2", dW2), ("b2", db2)):
+            params[key] = params[key] - grad * LR
+
+    def epoch() -> None:
+        for cols in columns:
+            step(X[:, cols], Y[:, cols])
+
+    return epoch
+
+
+def torch_epoch(
+    images: np.ndarray, labels: np.ndarray, hidden: int, batch_size: int, full: Optional[np.ndarray] = None
+) -> Optional[Callable[[], None]]:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(images[0].size, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1), torch.nn.Sigmoid()
+    )
+    loss_fn, opt = torch.nn.BCELoss(), torch.optim.SGD(model.parameters(), lr=LR)
+    flat = torch.from_numpy(images.reshape(len(images), -1))
+    targets = torch.from_numpy(labels.astype(np.float32).reshape(-1, 1))
+    orders = [torch.from_numpy(idx) for idx in batch_orders(len(images), batch_size)]
+    full_x = torch.from_numpy(full) if full is not None else None
+
+    def epoch() -> None:
+        for idx in [None] if full_x is not None else orders:
+            x = full_x if idx is None else flat[idx].float().div_(255)
+            y = targets if idx is None else targets[idx]
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+    return epoch
+
+
+def sklearn_epoch(images: np.ndarray, labels: np.ndarray, hidden: int, batch_size: int) -> Optional[Callable[[], None]]:
+    try:
+        from sklearn.neural_network import MLPClassifier
+    except ImportError:
+        return None
+    x = images.reshape(len(images), -1).astype(np.float32) / 255  # scikit-learn wants the whole float set
+    clf = MLPClassifier(
+        hidden_layer_sizes=(hidden,),
+        activation="tanh",
+        solver="sgd",
+        batch_size=batch_size,
+        learning_rate_init=LR,
+        momentum=0.0,
+        random_state=0,
+        shuffle=True,
+    )
+    classes = np.array([0, 1])
+
+    def epoch() -> None:
+        clf.partial_fit(x, labels, classes=classes)
+
+    return epoch
+
+
+def blas_limit(
+    images: np.ndarray, hidden: int, batch_size: Optional[int], full: Optional[np.ndarray] = None
+) -> Callable[[], None]:
+    """Only the first layer's forward product and weight-gradient product, float32, ready batches."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((hidden, images[0].size)).astype(np.float32)
+    batches = (
+        [full]
+        if full is not None
+        else [to_inputs(images[idx]) for idx in batch_orders(len(images), batch_size or len(images))]
+    )
+    grads = [rng.standard_normal((len(b), hidden)).astype(np.float32) for b in batches]
+
+    def epoch() -> None:
+        for x, g in zip(batches, grads):
+            x @ w.T
+            g.T @ x
+
+    return epoch
+
+
+# --- the runs -----------------------------------------------------------------------------------
+
+
+def run_config(
+    images: np.ndarray, labels: np.ndarray, hidden: int, batch_size: Optional[int], repeat: int
+) -> Dict[str, float]:
+    """Median epoch seconds for each contender at one configuration (None batch = full batch)."""
+    results: Dict[str, float] = {}
+    if batch_size is None:
+        full = to_inputs(images)
+        contenders = {
+            "blas": blas_limit(images, hidden, None, full),
+            "nnlayers": nnlayers_full_batch(full, labels, hidden),
+            "seed": seed_epoch(images, labels, hidden, None),
+            "torch": torch_epoch(images, labels, hidden, len(images), full),
+        }
+    else:
+        contenders = {
+            "blas": blas_limit(images, hidden, batch_size),
+            "nnlayers": nnlayers_epoch(images, labels, hidden, batch_size),
+            "seed": seed_epoch(images, labels, hidden, batch_size),
+            "torch": torch_epoch(images, labels, hidden, batch_size),
+            "sklearn": sklearn_epoch(images, labels, hidden, batch_size),
+        }
+    for name, epoch in contenders.items():
+        if epoch is not None:
+            results[name] = median_epoch(epoch, repeat)
+    return results
+
+
+def scaling(images: np.ndarray, labels: np.ndarray, repeat: int) -> Dict[str, Dict[int, float]]:
+    """nnlayers epoch time against N (h = 64) and against h (N = all), batch 64."""
+    n_total = len(images)
+    by_n = {
+        n: run_nnlayers_only(images[:n], labels[:n], 64, repeat)
+        for n in (n_total // 4, n_total // 2, 3 * n_total // 4, n_total)
+    }
+    by_h = {h: run_nnlayers_only(images, labels, h, repeat) for h in (32, 64, 96, 128)}
+    return {"n": by_n, "h": by_h}
+
+
+def run_nnlayers_only(images: np.ndarray, labels: np.ndarray, hidden: int, repeat: int) -> float:
+    return median_epoch(nnlayers_epoch(images, labels, hidden, 64), repeat)
+
+
+def linearity(points: Dict[int, float]) -> float:
+    """Largest relative deviation of the points from their least-squares straight line."""
+    xs, ys = np.array(list(points), float), np.array(list(points.values()))
+    slope, intercept = np.polyfit(xs, ys, 1)
+    return float(np.max(np.abs(ys - (slope * xs + intercept)) / ys))
+
+
+MEMORY_CHILD = """
+import resource, sys, numpy as np
+sys.path.insert(0, {repo!r})
+from nnlayers import Sequential, Dense, Tanh, Sigmoid, BCELoss, SGD, fit
+from nnlayers.data import load_image_folder
+data = load_image_folder({folder!r}, cache=False)
+model = Sequential([Dense(12288, 64, rng=0), Tanh(), Dense(64, 1, rng=1), Sigmoid()])
+fit(model, BCELoss(), SGD(model.parameters(), lr=0.001, momentum=0.9), data, epochs=1, validation=0.2, verbose=0)
+print(len(data), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def memory_25k(folder: Path) -> Dict[str, float]:
+    repo = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD.format(repo=repo, folder=str(folder))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    n, kb = map(int, out.stdout.split())
+    return {"n": n, "peak_mb": kb / 1024}
+
+
+def machine() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(
+            f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
+        )
+    except ImportError:
+        blas = "see numpy.show_config()"
+    versions = [f"numpy {np.__version__}"]
+    for module in ("torch", "sklearn"):
+        try:
+            versions.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            pass
+    return f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}, BLAS: {blas}; {', '.join(versions)}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="skip the scaling and memory runs")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args()
+    source = args.shared / "dogs-vs-cats" / "train"
+    if not source.is_dir():
+        sys.exit(f"shared photos not found at {source} (pass --shared)")
+    data = load_image_folder(source)
+    images, labels = np.ascontiguousarray(data.images), data.labels
+    print(machine())
+
+    raw: Dict[str, object] = {}
+    print(
+        "\n| configuration | BLAS limit | nnlayers | seed (float64) | PyTorch | scikit-learn | nnlayers / BLAS | nnlayers / PyTorch | nnlayers / seed |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, hidden, batch in (
+        ("h=64, batch 64", 64, 64),
+        ("h=64, batch 256", 64, 256),
+        ("h=7, full batch (6,002)", 7, None),
+    ):
+        r = run_config(images, labels, hidden, batch, args.repeat)
+        raw[label] = r
+
+        def cell(name: str, r: Dict[str, float] = r) -> str:
+            return f"{r[name]:.3f} s" if name in r else "n/a"
+
+        def ratio(name: str, r: Dict[str, float] = r) -> str:
+            return f"{r['nnlayers'] / r[name]:.2f}x" if name in r else "n/a"
+
+        print(
+            f"| {label} | {cell('blas')} | {cell('nnlayers')} | {cell('seed')} | {cell('torch')} | {cell('sklearn')} | {ratio('blas')} | {ratio('torch')} | {ratio('seed')} |"
+        )
+
+    if not args.quick:
+        scale = scaling(images, labels, max(3, args.repeat // 2))
+        raw["scaling"] = scale
+        print("\nnnlayers epoch time, batch 64:")
+        print("| N (h = 64) | " + " | ".join(f"{n:,}" for n in scale["n"]) + " | deviation from a line |")
+        print("|---|" + "---|" * (len(scale["n"]) + 1))
+        print(
+            "| seconds | " + " | ".join(f"{t:.3f}" for t in scale["n"].values()) + f" | {linearity(scale['n']):.1%} |"
+        )
+        print("| h (N = 6,002) | " + " | ".join(str(h) for h in scale["h"]) + " | |")
+        print(
+            "| seconds | " + " | ".join(f"{t:.3f}" for t in scale["h"].values()) + f" | {linearity(scale['h']):.1%} |"
+        )
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_data import bench_memory_folder
+
+        mem = memory_25k(bench_memory_folder(source))
+        raw["memory"] = mem
+        print(
+            f"\npeak RSS of loading {mem['n']:,} photos and training one epoch (batch 64, 20% validation): {mem['peak_mb']:.0f} MB"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=2, default=str))
+    print(f"(this process peaked at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
