@@ -74,7 +74,7 @@ import resource, sys
 sys.path.insert(0, {repo!r})
 from nnlayers.data import load_image_folder
 d = load_image_folder({folder!r}, cache=False)
-self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+self_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))  # this process only
 child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(len(d), self_kb, child_kb)
 """

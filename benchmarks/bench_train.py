@@ -245,7 +245,8 @@ from nnlayers.data import load_image_folder
 data = load_image_folder({folder!r}, cache=False)
 model = Sequential([Dense(12288, 64, rng=0), Tanh(), Dense(64, 1, rng=1), Sigmoid()])
 fit(model, BCELoss(), SGD(model.parameters(), lr=0.001, momentum=0.9), data, epochs=1, validation=0.2, verbose=0)
-print(len(data), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))  # this process only
+print(len(data), hwm)
 """
 
 
@@ -259,6 +260,49 @@ def memory_25k(folder: Path) -> Dict[str, float]:
     )
     n, kb = map(int, out.stdout.split())
     return {"n": n, "peak_mb": kb / 1024}
+
+
+def plot(raw: Dict[str, object], path: Path) -> None:
+    """Bars: epoch time per contender and configuration; lines: nnlayers against N and h."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = [k for k in raw if k not in ("scaling", "memory")]
+    names = ["blas", "nnlayers", "torch", "sklearn", "seed"]
+    labels = {
+        "blas": "BLAS limit",
+        "nnlayers": "nnlayers",
+        "torch": "PyTorch",
+        "sklearn": "scikit-learn",
+        "seed": "seed (float64)",
+    }
+    scaling_data = raw.get("scaling")
+    fig, axes = plt.subplots(1, 2 if scaling_data else 1, figsize=(12 if scaling_data else 7, 4), squeeze=False)
+    ax = axes[0, 0]
+    width = 0.16
+    for i, name in enumerate(names):
+        values = [raw[c].get(name, 0) for c in configs]  # type: ignore[attr-defined]
+        ax.bar(np.arange(len(configs)) + (i - 2) * width, values, width, label=labels[name])
+    ax.set_xticks(np.arange(len(configs)), configs)
+    ax.set_ylabel("seconds per epoch (6,002 photos)")
+    ax.set_title("one epoch of 12288-h-1, lower is better")
+    ax.legend()
+    if scaling_data:
+        ax2 = axes[0, 1]
+        by_n, by_h = scaling_data["n"], scaling_data["h"]  # type: ignore[index]
+        ax2.plot(list(by_n), list(by_n.values()), "o-", label="against N (h = 64)")
+        ax2.set_xlabel("N (examples)")
+        ax2.set_ylabel("seconds per epoch")
+        twin = ax2.twiny()
+        twin.plot(list(by_h), list(by_h.values()), "s--", color="tab:orange", label="against h (N = 6,002)")
+        twin.set_xlabel("h (hidden units)")
+        ax2.set_title("nnlayers, batch 64", pad=28)
+        ax2.legend(loc="upper left")
+        twin.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def machine() -> str:
@@ -287,6 +331,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the scaling and memory runs")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--plot", type=Path, help="also draw the results as a PNG (needs matplotlib)")
     args = parser.parse_args()
     source = args.shared / "dogs-vs-cats" / "train"
     if not source.is_dir():
@@ -341,6 +386,8 @@ def main() -> None:
         )
     if args.json:
         args.json.write_text(json.dumps(raw, indent=2, default=str))
+    if args.plot:
+        plot(raw, args.plot)
     print(f"(this process peaked at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 

@@ -99,6 +99,10 @@ class Sequential(Layer):
     def __getitem__(self, index: Union[int, slice]) -> Union[Layer, Sequential]:
         if isinstance(index, slice):
             return Sequential(self._layers[index])
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Sequential indices must be integers or slices, got {type(index).__name__}")
+        if not -len(self._layers) <= index < len(self._layers):
+            raise IndexError(f"Sequential index {index} is out of range for {len(self._layers)} layers")
         return self._layers[index]
 
     def summary(self, input_shape: Union[int, Sequence[int]], print_fn: Callable[[str], None] = print) -> None:

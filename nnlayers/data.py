@@ -471,6 +471,10 @@ def load_image_folder(
         ValueError: No images, a single class, labels that cannot be inferred, or bad options.
         ImageLoadError: With ``on_error="raise"``, the first unreadable file.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a folder path (str or Path), got {type(path).__name__}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
+        raise ValueError(f"workers must be a positive int or None, got {workers!r}")
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"image folder not found: {root}")
@@ -680,7 +684,8 @@ def batches(
 ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
     """Yield mini-batches ``(x, y)``: float32 ``(B, H*W*3)`` in [0, 1] and float32 ``(B, 1)``.
 
-    Only one batch is converted to float at a time; the uint8 set stays as it is.
+    Only one batch is converted to float at a time; the uint8 set stays as it is. Float inputs
+    are flattened and cast to float32 but not scaled.
 
     Args:
         images: uint8 array ``(N, H, W, 3)`` (or already-flat ``(N, D)``).
@@ -700,8 +705,17 @@ def batches(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    images, labels = np.asarray(images), np.asarray(labels)
     if len(images) != len(labels):
         raise ValueError(f"images and labels differ in length: {len(images)} vs {len(labels)}")
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels.reshape(-1)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must have shape (N,) or (N, 1), got {labels.shape}")
+    if images.dtype != np.uint8 and images.dtype.kind != "f":
+        raise TypeError(
+            f"batches expects uint8 images (scaled by 1/255) or float inputs (used as they are), got dtype {images.dtype}"
+        )
     order = np.arange(len(images)) if indices is None else np.asarray(indices)
     if shuffle:
         order = make_rng(rng).permutation(order)
@@ -711,4 +725,5 @@ def batches(
         if not shuffle and indices is None:
             chosen = slice(start, min(start + batch_size, stop))  # a view, no gather
         y = np.asarray(labels[chosen], dtype=np.float32).reshape(-1, 1)
-        yield to_inputs(images[chosen]), y
+        x = images[chosen]
+        yield (to_inputs(x) if x.dtype == np.uint8 else x.reshape(len(x), -1).astype(np.float32)), y

@@ -7,6 +7,7 @@ transposed product, the numbers disagree and `gradcheck` says where.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -93,7 +94,12 @@ def gradcheck(
         True
     """
     rng = np.random.default_rng(seed)
-    x = np.array(x, dtype=np.float64)
+    x_in = np.asarray(x)
+    if x_in.dtype.kind not in "biuf":
+        raise TypeError(f"gradcheck expected a real numeric input, got dtype {x_in.dtype}")
+    x = np.array(x_in, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("gradcheck needs a finite input: x contains NaN or Inf")
     if isinstance(layer, Loss):
         if target is None:
             raise ValueError("gradcheck of a loss needs the target")
@@ -135,6 +141,8 @@ def gradcheck(
             rel = diff / max(abs(numeric), atol)
             errors[name] = max(errors[name], rel)
             ratio = diff / (atol + rtol * abs(numeric))
+            if not math.isfinite(ratio):  # NaN or Inf in either gradient is a failure, never a pass
+                ratio = math.inf
             if ratio > best[0]:
                 where = f"{name}[{', '.join(map(str, index))}]"
                 best = (ratio, where, rel, a, numeric)

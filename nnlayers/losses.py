@@ -42,7 +42,7 @@ class Loss:
         name = type(self).__name__
         pred = check_float_input(f"{name} pred", pred)
         target_arr = np.asarray(target)
-        if target_arr.dtype == object or np.iscomplexobj(target_arr):
+        if target_arr.dtype.kind not in "biuf":  # bool, ints, floats; not strings, objects, complex
             raise TypeError(f"{name} expected a real numeric target, got dtype {target_arr.dtype}")
         if pred.ndim not in (1, 2) or (pred.ndim == 2 and pred.shape[1] != 1):
             raise ValueError(f"{name} expected pred of shape (N, 1) or (N,), got {pred.shape}")

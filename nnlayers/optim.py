@@ -44,6 +44,8 @@ class SGD:
         nesterov: bool = False,
         dampening: float = 0.0,
     ) -> None:
+        if not isinstance(params, Iterable) or isinstance(params, (str, bytes, np.ndarray)):
+            raise TypeError(f"SGD expects model.parameters(), got {type(params).__name__}; pass model.parameters()")
         self.params: List[Parameter] = list(params)
         if not self.params:
             raise ValueError("SGD got an empty parameter list")

@@ -227,6 +227,8 @@ def save(
         raise TypeError(f"save expects a Layer (e.g. a Sequential), got {type(model).__name__}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save to {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name such as {path / 'model.nnl'}")
     arrays: Dict[str, np.ndarray] = {f"weights.{name}": value for name, value in model.state_dict().items()}
     header: Dict[str, Any] = {
         "format": "nnlayers-model",
@@ -249,6 +251,8 @@ def _read(path: PathLike) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a model file")
     data = path.read_bytes()
     if not data.startswith(MAGIC):
         kind = " (it looks like a pickle, which nnlayers never loads)" if data[:1] == b"\x80" else ""

@@ -338,6 +338,12 @@ class Trainer:
             raise TypeError(f"loss_fn must be a Loss (e.g. BCELoss()), got {type(loss_fn).__name__}")
         if not isinstance(optimizer, SGD):
             raise TypeError(f"optimizer must be an optimizer (e.g. SGD), got {type(optimizer).__name__}")
+        if not {id(p) for p in optimizer.params} & {
+            id(p) for p in model.parameters()
+        }:  # a subset is fine (frozen layers)
+            raise ValueError(
+                "the optimizer updates none of this model's parameters; build it as SGD(model.parameters(), ...) for this model"
+            )
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.callbacks = list(callbacks)
         self.seed = seed
