@@ -20,7 +20,7 @@ import numpy as np
 from . import __version__
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
-DEFAULTS = {"hidden": 64, "epochs": 20, "batch_size": 64, "lr": 0.001, "momentum": 0.9, "size": 64}
+DEFAULTS = {"hidden": 64, "epochs": 20, "batch_size": 64, "lr": 0.0005, "momentum": 0.9, "size": 64}
 
 
 def _positive_int(text: str) -> int:

@@ -45,9 +45,9 @@ def test_help(env, command):
 
 @pytest.fixture(scope="module")
 def trained(env, tmp_path_factory):
-    """`nnlayers train` with no data folder: the built-in set, 6 epochs."""
+    """`nnlayers train` with no data folder: the built-in set, 12 epochs."""
     work = tmp_path_factory.mktemp("work")
-    result = run(env, "train", "--epochs", "6", "--plot", "curves.png", "--history", "history.json", cwd=work)
+    result = run(env, "train", "--epochs", "12", "--plot", "curves.png", "--history", "history.json", cwd=work)
     assert result.returncode == 0, result.stderr
     return work, result
 
@@ -55,14 +55,14 @@ def trained(env, tmp_path_factory):
 def test_train_on_the_builtin_set(trained):
     work, result = trained
     assert "No DATA_DIR given: training on nnlayers' built-in set of generated circles and squares" in result.stderr
-    assert "epoch 6/6" in result.stderr and "Traceback" not in result.stderr
+    assert "epoch 12/12" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout.startswith("validation accuracy ")
     accuracy = float(result.stdout.split()[2])
     assert accuracy >= 0.9
     model = load(work / "model.nnl")
     assert model.classes == ["circle", "square"] and model.preprocessing["size"] == [64, 64]
     assert (work / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    assert json.loads((work / "history.json").read_text())["epochs"] == [1, 2, 3, 4, 5, 6]
+    assert json.loads((work / "history.json").read_text())["epochs"] == list(range(1, 13))
     assert {p.name for p in (work / "model-checkpoints").iterdir()} == {"last.nnl", "best.nnl"}
 
 
@@ -110,7 +110,7 @@ def test_info(env, trained):
         and "(0): Dense(in_features=12288, out_features=64, bias=True)" in result.stdout
     )
     checkpoint = run(env, "info", work / "model-checkpoints" / "last.nnl")
-    assert "checkpoint      epoch 6, SGD lr 0.001 momentum 0.9" in checkpoint.stdout
+    assert "checkpoint      epoch 12, SGD lr 0.0005 momentum 0.9" in checkpoint.stdout
 
 
 def test_resume_from_the_command_line_is_bit_identical(env, tmp_path):
