@@ -32,16 +32,6 @@ from nnlayers.data import load_image_folder, to_inputs  # noqa: E402
 LR = 0.001
 
 
-def median_epoch(run_epoch: Callable[[], None], repeat: int) -> float:
-    run_epoch()  # warm-up: caches, allocator, BLAS threads
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run_epoch()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def batch_orders(n: int, batch_size: int, seed: int = 0) -> List[np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
@@ -192,7 +182,6 @@ def run_config(
     images: np.ndarray, labels: np.ndarray, hidden: int, batch_size: Optional[int], repeat: int
 ) -> Dict[str, float]:
     """Median epoch seconds for each contender at one configuration (None batch = full batch)."""
-    results: Dict[str, float] = {}
     if batch_size is None:
         full = to_inputs(images)
         contenders = {
@@ -209,25 +198,28 @@ def run_config(
             "torch": torch_epoch(images, labels, hidden, batch_size),
             "sklearn": sklearn_epoch(images, labels, hidden, batch_size),
         }
-    for name, epoch in contenders.items():
-        if epoch is not None:
-            results[name] = median_epoch(epoch, repeat)
-    return results
+    return interleaved_medians({name: epoch for name, epoch in contenders.items() if epoch is not None}, repeat)
+
+
+def interleaved_medians(epochs: Dict[str, Callable[[], None]], repeat: int) -> Dict[str, float]:
+    """Median seconds of each, timed round-robin so that a noisy moment hits them all alike."""
+    times: Dict[str, List[float]] = {name: [] for name in epochs}
+    for round_ in range(repeat + 1):
+        for name, epoch in epochs.items():
+            start = time.perf_counter()
+            epoch()
+            if round_:  # the first round warms caches, the allocator and the BLAS threads
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def scaling(images: np.ndarray, labels: np.ndarray, repeat: int) -> Dict[str, Dict[int, float]]:
     """nnlayers epoch time against N (h = 64) and against h (N = all), batch 64."""
     n_total = len(images)
-    by_n = {
-        n: run_nnlayers_only(images[:n], labels[:n], 64, repeat)
-        for n in (n_total // 4, n_total // 2, 3 * n_total // 4, n_total)
-    }
-    by_h = {h: run_nnlayers_only(images, labels, h, repeat) for h in (32, 64, 96, 128)}
-    return {"n": by_n, "h": by_h}
-
-
-def run_nnlayers_only(images: np.ndarray, labels: np.ndarray, hidden: int, repeat: int) -> float:
-    return median_epoch(nnlayers_epoch(images, labels, hidden, 64), repeat)
+    ns = (n_total // 4, n_total // 2, 3 * n_total // 4, n_total)
+    by_n = interleaved_medians({str(n): nnlayers_epoch(images[:n], labels[:n], 64, 64) for n in ns}, repeat)
+    by_h = interleaved_medians({str(h): nnlayers_epoch(images, labels, h, 64) for h in (32, 64, 96, 128)}, repeat)
+    return {"n": {int(k): v for k, v in by_n.items()}, "h": {int(k): v for k, v in by_h.items()}}
 
 
 def linearity(points: Dict[int, float]) -> float:

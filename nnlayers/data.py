@@ -18,6 +18,7 @@ import sys
 import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing import get_context
@@ -592,6 +593,7 @@ def _decode_all(
         )
     else:
         results = map(decode, paths)
+    i = 0
     try:
         if show:
             from tqdm import tqdm
@@ -605,6 +607,11 @@ def _decode_all(
                 continue
             images[len(kept)] = image
             kept.append(i)
+    except BrokenProcessPool:
+        raise ImageLoadError(
+            f"a decoding process died (a decoder crashed on a file near {paths[min(i + 1, len(paths) - 1)]}); "
+            "run with workers=1 to find the file"
+        ) from None
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)

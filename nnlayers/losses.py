@@ -62,7 +62,8 @@ class Loss:
     def _reduce(self, per_example: Array, n: int) -> Tuple[float, float]:
         """The reduced loss and the scale (``1/m`` for the mean) of its gradient."""
         if self.reduction == "mean":
-            return float(per_example.sum()) / n, 1.0 / n
+            # divide before summing: a sum of huge (finite) losses could overflow where the mean does not
+            return float(np.sum(per_example / n)), 1.0 / n
         return float(per_example.sum()), 1.0
 
     def __repr__(self) -> str:

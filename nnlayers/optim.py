@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 
-from .module import Array, Parameter
+from .module import Array, Layer, Parameter
 
 
 class SGD:
@@ -44,7 +44,7 @@ class SGD:
         nesterov: bool = False,
         dampening: float = 0.0,
     ) -> None:
-        if not isinstance(params, Iterable) or isinstance(params, (str, bytes, np.ndarray)):
+        if isinstance(params, (Layer, str, bytes, np.ndarray)) or not isinstance(params, Iterable):
             raise TypeError(f"SGD expects model.parameters(), got {type(params).__name__}; pass model.parameters()")
         self.params: List[Parameter] = list(params)
         if not self.params:

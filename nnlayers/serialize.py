@@ -240,7 +240,12 @@ def save(
         "metadata": metadata or {},
         "training": _extract_arrays(training, "training", arrays) if training is not None else None,
     }
-    _write_atomic(path, _serialize(header, arrays))
+    try:
+        _write_atomic(path, _serialize(header, arrays))
+    except OSError as error:
+        raise OSError(
+            error.errno, f"cannot save {path}: {error.strerror or error}; the previous file is unchanged"
+        ) from error
     return path
 
 
