@@ -584,10 +584,10 @@ def _decode_all(
     paths = files
     executor = None
     if workers > 1 and len(files) >= 64:  # below that, starting processes costs more than it saves
+        # fork: fast, and scripts need no `if __name__ == "__main__"` guard. Nothing OpenCV-related
+        # is configured in the children: touching OpenCV's thread pool in a forked child can hang
         start = "fork" if sys.platform.startswith("linux") else "spawn"
-        executor = ProcessPoolExecutor(
-            workers, mp_context=get_context(start), initializer=cv2.setNumThreads, initargs=(1,)
-        )
+        executor = ProcessPoolExecutor(workers, mp_context=get_context(start))
         results: Iterable[Tuple[Optional[np.ndarray], str]] = executor.map(
             decode, paths, chunksize=max(1, min(64, len(paths) // (workers * 8)))
         )

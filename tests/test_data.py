@@ -359,3 +359,25 @@ def test_to_inputs_matches_the_seed_scaling_and_fills_a_buffer():
     assert np.shares_memory(out, buffer) and out.shape == (2, 12)
     np.testing.assert_array_equal(out, expected)
     assert to_inputs(images, np.float64).dtype == np.float64
+
+
+def test_workers_do_not_hang_after_the_parent_used_opencv(photos, tmp_path):
+    """Regression: configuring OpenCV threads in forked workers hung them forever."""
+    import subprocess
+    import sys
+    import textwrap
+
+    folder = make_flat_folder(tmp_path / "flat", photos, 40)
+    script = textwrap.dedent(
+        f"""
+        import sys, cv2, numpy as np
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        for _ in range(50):  # the seed's loop in the parent first: OpenCV starts its thread pool
+            cv2.resize(np.zeros((200, 200, 3), np.uint8), (64, 64), interpolation=cv2.INTER_CUBIC)
+        from nnlayers import load_image_folder
+        for _ in range(3):
+            print(len(load_image_folder({str(folder)!r}, cache=False, workers=2)))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.split() == ["80", "80", "80"], result.stderr

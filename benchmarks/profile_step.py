@@ -1,0 +1,80 @@
+"""Where one training step of the seed's model spends its time, phase by phase.
+
+The same loop as `nnlayers.fit` (shuffled batches of uint8 photos converted to float32 into one
+reused buffer, forward, loss, backward without the pixels' gradient, SGD step, zero_grad), timed
+around each phase, next to the two bare first-layer products that make the "BLAS limit".
+
+    python benchmarks/profile_step.py [--shared ../shared/data] [--batch-size 64] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nnlayers import SGD, BCELoss, Dense, Sequential, Sigmoid, Tanh, load_image_folder  # noqa: E402
+from nnlayers.train import _Split  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    data = load_image_folder(args.shared / "dogs-vs-cats" / "train")
+    images, labels = np.ascontiguousarray(data.images), data.labels
+    model = Sequential([Dense(12288, 64, rng=0), Tanh(), Dense(64, 1, rng=1), Sigmoid()])
+    loss_fn, opt = BCELoss(), SGD(model.parameters(), lr=0.0005)
+    split = _Split(images, labels, np.arange(len(labels)))
+    rng = np.random.default_rng(0)
+    phases = dict.fromkeys(["batch", "forward", "loss", "backward", "step", "zero_grad"], 0.0)
+    steps = 0
+    for _ in range(args.epochs):
+        batches = split.batches(args.batch_size, np.dtype(np.float32), rng)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                break
+            t1 = time.perf_counter()
+            pred = model(x)
+            t2 = time.perf_counter()
+            loss_fn(pred, y)
+            grad = loss_fn.backward()
+            t3 = time.perf_counter()
+            model.backward(grad, input_grad=False)
+            t4 = time.perf_counter()
+            opt.step()
+            t5 = time.perf_counter()
+            opt.zero_grad()
+            t6 = time.perf_counter()
+            for name, start, end in zip(phases, (t0, t1, t2, t3, t4, t5), (t1, t2, t3, t4, t5, t6)):
+                phases[name] += end - start
+            steps += 1
+    w = model[0].weight.data
+    x = np.random.default_rng(0).random((args.batch_size, 12288), dtype=np.float32)
+    g = np.ones((args.batch_size, 64), np.float32)
+    start = time.perf_counter()
+    for _ in range(100):
+        x @ w.T
+    forward_product = (time.perf_counter() - start) / 100
+    start = time.perf_counter()
+    for _ in range(100):
+        g.T @ x
+    gradient_product = (time.perf_counter() - start) / 100
+    print(f"batch size {args.batch_size}, {steps} steps; milliseconds per step:")
+    for name, seconds in phases.items():
+        print(f"  {name:10s} {seconds / steps * 1e3:6.3f}")
+    print(f"  {'total':10s} {sum(phases.values()) / steps * 1e3:6.3f}")
+    print(f"bare products on a hot batch: x @ W.T {forward_product * 1e3:.3f}, g.T @ x {gradient_product * 1e3:.3f}")
+
+
+if __name__ == "__main__":
+    main()
