@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import List
 
 import cv2
 
@@ -94,17 +95,16 @@ def bench_memory_folder(source: Path, count: int = 25_000) -> Path:
     return folder
 
 
+def run_memory_child(script: str, folder: Path) -> List[int]:
+    """Run ``script`` (formatted with this repository and ``folder``) alone; return the ints it prints."""
+    repo = str(Path(__file__).resolve().parents[1])
+    command = [sys.executable, "-c", script.format(repo=repo, folder=str(folder))]
+    return [int(v) for v in subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()]
+
+
 def bench_memory(source: Path, count: int = 25_000) -> dict:
     """Peak RSS of loading ``count`` photos."""
-    folder = bench_memory_folder(source, count)
-    repo = str(Path(__file__).resolve().parents[1])
-    out = subprocess.run(
-        [sys.executable, "-c", MEMORY_CHILD.format(repo=repo, folder=str(folder))],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    n, self_kb, child_kb = map(int, out.stdout.split())
+    n, self_kb, child_kb = run_memory_child(MEMORY_CHILD, bench_memory_folder(source, count))
     return {"n": n, "main_mb": self_kb / 1024, "worker_mb": child_kb / 1024}
 
 

@@ -17,7 +17,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nnlayers import SGD, BCELoss, Dense, Sequential, Sigmoid, Tanh, fit  # noqa: E402
 from nnlayers.data import load_image_folder, to_inputs  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_data import bench_memory_folder, run_memory_child  # noqa: E402
 
 LR = 0.001
 
@@ -243,14 +245,7 @@ print(len(data), hwm)
 
 
 def memory_25k(folder: Path) -> Dict[str, float]:
-    repo = str(Path(__file__).resolve().parents[1])
-    out = subprocess.run(
-        [sys.executable, "-c", MEMORY_CHILD.format(repo=repo, folder=str(folder))],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    n, kb = map(int, out.stdout.split())
+    n, kb = run_memory_child(MEMORY_CHILD, folder)
     return {"n": n, "peak_mb": kb / 1024}
 
 
@@ -368,9 +363,6 @@ def main() -> None:
         print(
             "| seconds | " + " | ".join(f"{t:.3f}" for t in scale["h"].values()) + f" | {linearity(scale['h']):.1%} |"
         )
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_data import bench_memory_folder
-
         mem = memory_25k(bench_memory_folder(source))
         raw["memory"] = mem
         print(

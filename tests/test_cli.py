@@ -132,7 +132,8 @@ def test_resume_from_the_command_line_is_bit_identical(env, tmp_path):
     "args, code, message",
     [
         (["train", "--lr", "-1"], 2, "argument --lr: expected a positive number, got -1"),
-        (["train", "--epochs", "zero"], 2, "invalid _positive_int value"),
+        (["train", "--epochs", "zero"], 2, "argument --epochs: expected a positive integer, got zero"),
+        (["train", "--val-split", "1.5"], 2, "argument --val-split: expected a fraction between 0 and 1, got 1.5"),
         (["train", "--val-dir", "a", "--val-split", "0.2"], 2, "not allowed with argument"),
         (["train", "no/such/folder"], 1, "nnlayers: error: image folder not found: no/such/folder"),
         (["evaluate", "missing.nnl", "."], 1, "nnlayers: error: model file not found: missing.nnl"),
