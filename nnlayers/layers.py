@@ -82,7 +82,6 @@ class Dense(Layer):
             raise TypeError(f"Dense dtype must be floating point, got {dtype}")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
-        self.init_name = init if isinstance(init, str) else getattr(init, "__name__", "custom")
         values = get_initializer(init)((self.out_features, self.in_features), make_rng(rng))
         self.weight = self.register_parameter("weight", np.asarray(values, dtype=dtype))
         self.bias = self.register_parameter("bias", np.zeros(self.out_features, dtype)) if bias else None

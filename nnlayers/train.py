@@ -297,9 +297,9 @@ class ModelCheckpoint(Callback):
         if improved:
             self.best = logs[monitor]
         # the state written includes this callback's updated best, so a resume continues exactly
-        trainer.save_checkpoint(self.last_path, epoch)
+        trainer.save_checkpoint(self.last_path)
         if improved:
-            trainer.save_checkpoint(self.best_path, epoch)
+            trainer.save_checkpoint(self.best_path)
 
     def state_dict(self) -> Dict[str, Any]:
         return {"best": self.best}
@@ -380,7 +380,7 @@ class Trainer:
         for callback, cb_state in zip(self.callbacks, saved):
             callback.load_state_dict(cb_state)
 
-    def save_checkpoint(self, path: PathLike, epoch: Optional[int] = None) -> None:
+    def save_checkpoint(self, path: PathLike) -> None:
         """Write the model, optimizer, RNG, history and callbacks to ``path`` (atomically)."""
         from .serialize import save
 
@@ -450,7 +450,9 @@ class Trainer:
             while self.epoch < epochs:
                 start = time.perf_counter()
                 logs = self.run_epoch(train, batch_size, show_bar, epochs)
-                if not logs["loss"] <= DIVERGED_LOSS:  # also true for NaN
+                # a binary cross-entropy far above guessing has diverged; any other loss only when not finite
+                limit = DIVERGED_LOSS if isinstance(self.loss_fn, (BCELoss, BCEWithLogitsLoss)) else math.inf
+                if not logs["loss"] <= limit:  # also true for NaN
                     self.model.load_state_dict(best_state)
                     self.history.stop_reason = _diverged_message(self.epoch + 1, logs["loss"], self.optimizer)
                     self.history.diverged = True

@@ -277,3 +277,20 @@ def test_fit_data_errors():
         fit(model, "bce", opt, (x, y), epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"Dense\(12 -> 8\) expected input of shape \(N, 12\), got \(16, 5\)"):
         fit(model, BCELoss(), opt, (x[:, :5], y), epochs=1, batch_size=16, verbose=0)
+
+
+def test_a_large_but_finite_loss_of_another_kind_is_not_divergence():
+    from nnlayers import Loss
+
+    class SquaredError(Loss):
+        """A user's loss on a different scale: 0.5 * mean((pred - 100 * y)^2), in the thousands here."""
+
+        def forward(self, pred, target):
+            diff = pred - 100 * np.asarray(target, pred.dtype).reshape(pred.shape)
+            self._grad = diff / len(pred)
+            return float(0.5 * np.mean(diff**2))
+
+    x, y = make_data(n=40)
+    model = make_model(logits=True)
+    history = fit(model, SquaredError(), SGD(model.parameters(), lr=1e-4), (x, y), epochs=3, verbose=0)
+    assert not history.diverged and len(history.epochs) == 3 and history.history["loss"][0] > 10
