@@ -21,6 +21,7 @@ myst_heading_anchors = 3
 default_role = "py:obj"  # `Dense` in a docstring links to the class when it can
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented_params"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
