@@ -131,7 +131,7 @@ CHILD = textwrap.dedent(
 
 
 edit = st.tuples(st.integers(0, 2), st.floats(0, 1, exclude_max=True), st.integers(0, 255))
-photo_mutation = st.tuples(st.integers(0, 3), st.lists(edit, min_size=1, max_size=20))
+photo_mutation = st.tuples(st.integers(0, 3), st.lists(edit, min_size=1, max_size=10))
 
 
 def mutate(data: bytes, edits) -> bytes:
@@ -149,9 +149,7 @@ def mutate(data: bytes, edits) -> bytes:
 
 
 @pytest.mark.parametrize("backend, workers", [("cv2", 1), ("pil", 1), ("cv2", 2)])
-@settings(
-    max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
 @given(mutations=st.lists(photo_mutation, min_size=100, max_size=100))
 def test_mutated_photos_never_crash_or_hang_the_loader(backend, workers, mutations):
     """Hypothesis draws 100 mutated JPEG/PNG files per example; a child process decodes them all."""
