@@ -679,6 +679,15 @@ def to_inputs(images: np.ndarray, dtype: DTypeLike = np.float32, out: Optional[n
     return np.divide(flat, out.dtype.type(255), out=out)  # one pass: convert and scale
 
 
+def as_inputs(x: np.ndarray, dtype: DTypeLike = np.float32, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Network inputs ``(B, D)``: uint8 images are scaled by 1/255 (`to_inputs`), floats only flattened."""
+    if x.dtype == np.uint8:
+        return to_inputs(x, dtype, out)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"expected uint8 images or floating-point inputs, got dtype {x.dtype}")
+    return np.asarray(x.reshape(len(x), -1), dtype=dtype)
+
+
 def batches(
     images: np.ndarray,
     labels: np.ndarray,
@@ -732,5 +741,4 @@ def batches(
         if not shuffle and indices is None:
             chosen = slice(start, min(start + batch_size, stop))  # a view, no gather
         y = np.asarray(labels[chosen], dtype=np.float32).reshape(-1, 1)
-        x = images[chosen]
-        yield (to_inputs(x) if x.dtype == np.uint8 else x.reshape(len(x), -1).astype(np.float32)), y
+        yield as_inputs(images[chosen]), y

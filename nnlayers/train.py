@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .container import Sequential
-from .data import ImageDataset, load_image, split_indices, to_inputs
+from .data import ImageDataset, as_inputs, load_image, split_indices
 from .layers import Sigmoid, sigmoid
 from .losses import BCELoss, BCEWithLogitsLoss, Loss
 from .module import Array, Layer
@@ -65,16 +65,7 @@ class _Split:
         inputs = np.empty((min(batch_size, len(order)), int(np.prod(self.x.shape[1:]))), dtype)
         for start in range(0, len(order), batch_size):
             chosen = order[start : start + batch_size]
-            yield _inputs(self.x[chosen], dtype, inputs), self.y[chosen].astype(dtype).reshape(-1, 1)
-
-
-def _inputs(x: np.ndarray, dtype: Any, out: Optional[np.ndarray] = None) -> Array:
-    """uint8 images become floats in [0, 1] (the seed's /255); float arrays are only flattened."""
-    if x.dtype == np.uint8:
-        return to_inputs(x, dtype, out)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"expected uint8 images or floating-point inputs, got dtype {x.dtype}")
-    return np.asarray(x.reshape(len(x), -1), dtype=dtype)
+            yield as_inputs(self.x[chosen], dtype, inputs), self.y[chosen].astype(dtype).reshape(-1, 1)
 
 
 def _unpack(data: Data, name: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -419,10 +410,7 @@ class Trainer:
             if not math.isfinite(loss):
                 return {"loss": loss}
             grad = loss_fn.backward()
-            if isinstance(model, Sequential):
-                model.backward(grad, input_grad=False)  # nobody needs the gradient of the pixels
-            else:
-                model.backward(grad)
+            model.backward_params(grad)  # nobody needs the gradient of the pixels
             optimizer.step()
             optimizer.zero_grad()
             total_loss += loss * len(y) if loss_fn.reduction == "mean" else loss
@@ -585,11 +573,15 @@ def fit(
 # --- evaluation and prediction ----------------------------------------------------------------
 
 
-def _raw_outputs(model: Layer, x: np.ndarray, batch_size: int) -> Array:
+def _raw_outputs(model: Layer, split: _Split, batch_size: int) -> Array:
+    """The model's outputs ``(N,)`` in evaluation mode, batch by batch (never converted whole)."""
     dtype = model.dtype or np.dtype(np.float32)
-    outputs = [
-        np.asarray(model(_inputs(x[i : i + batch_size], dtype))).reshape(-1) for i in range(0, len(x), batch_size)
-    ]
+    was_training = model.training
+    model.eval()
+    try:  # copies: the input buffer is reused, and an output may be a view of it
+        outputs = [np.array(model(xb)).reshape(-1) for xb, _ in split.batches(batch_size, dtype, None)]
+    finally:
+        model.train(was_training)
     return np.concatenate(outputs) if outputs else np.zeros(0, dtype)
 
 
@@ -605,12 +597,8 @@ def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, bat
     """
     if isinstance(x, (list, tuple)) and (not x or isinstance(x[0], (str, os.PathLike))):
         x = load_images(x, getattr(model, "preprocessing", None))
-    was_training = model.training
-    model.eval()
-    try:
-        raw = _raw_outputs(model, np.asarray(x), batch_size)
-    finally:
-        model.train(was_training)
+    x = np.asarray(x)
+    raw = _raw_outputs(model, _Split(x, np.zeros(len(x), np.int8), np.arange(len(x))), batch_size)
     return raw if _outputs_probabilities(model) else sigmoid(raw)
 
 
@@ -658,13 +646,7 @@ def evaluate(
         split = _Split(x, y, np.arange(len(y)))
     if loss_fn is None:
         loss_fn = BCELoss() if _outputs_probabilities(model) else BCEWithLogitsLoss()
-    dtype = model.dtype or np.dtype(np.float32)
-    was_training = model.training
-    model.eval()
-    try:  # batch by batch: the split is never converted (or copied) whole
-        raw = np.concatenate([np.asarray(model(xb)).reshape(-1) for xb, _ in split.batches(batch_size, dtype, None)])
-    finally:
-        model.train(was_training)
+    raw = _raw_outputs(model, split, batch_size)
     truth = split.y[split.indices] > 0.5
     loss = loss_fn(raw.reshape(-1, 1), truth.astype(raw.dtype).reshape(-1, 1))
     proba = raw if _outputs_probabilities(model) else sigmoid(raw)
