@@ -12,23 +12,18 @@ subclass::
     opt.zero_grad()
 """
 
+from .batching import Subset, batches, split_indices, train_test_split
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, MonitorCallback
 from .container import Sequential
-from .data import (
-    ImageDataset,
-    ImageLoadError,
-    batches,
-    load_image,
-    load_image_folder,
-    split_indices,
-    train_test_split,
-)
+from .data import ImageDataset, load_image_folder
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck
+from .images import ImageLoadError, load_image
 from .layers import Dense, ReLU, Sigmoid, Tanh
 from .losses import BCELoss, BCEWithLogitsLoss, Loss
 from .module import Layer, Parameter
 from .optim import SGD
 from .serialize import ModelFileError, load, read_header, register_layer, save
-from .train import Callback, EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict, predict_proba
+from .train import evaluate, fit, predict, predict_proba
 
 __version__ = "0.1.0"
 
@@ -47,11 +42,13 @@ __all__ = [
     "Loss",
     "ModelCheckpoint",
     "ModelFileError",
+    "MonitorCallback",
     "Parameter",
     "ReLU",
     "SGD",
     "Sequential",
     "Sigmoid",
+    "Subset",
     "Tanh",
     "__version__",
     "batches",

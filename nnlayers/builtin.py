@@ -13,7 +13,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .data import default_cache_dir
+from .cache import default_cache_dir
 
 CLASSES = ("circle", "square")
 VERSION = 2
@@ -40,7 +40,7 @@ def draw_shape(kind: str, rng: np.random.Generator, size: int = 96) -> np.ndarra
 def builtin_dataset(directory: Optional[Path] = None, per_class: int = 250, seed: int = 0) -> Path:
     """Write the built-in set (``per_class`` JPEGs per class) once and return its folder.
 
-    By default it goes to ``<cache>/builtin-shapes-v1`` (see `nnlayers.data.default_cache_dir`);
+    By default it goes to ``<cache>/builtin-shapes-v2`` (see `nnlayers.cache.default_cache_dir`);
     an existing complete set is reused.
     """
     root = Path(directory) if directory is not None else default_cache_dir() / f"builtin-shapes-v{VERSION}"

@@ -192,6 +192,7 @@ def _load_options(preprocessing: Dict[str, Any], args: argparse.Namespace) -> Di
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .batching import Subset
     from .builtin import builtin_dataset
     from .container import Sequential
     from .data import load_image_folder
@@ -222,11 +223,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{data_dir} holds {len(train_set.classes)} classes {train_set.classes}; this network is a binary classifier (2 classes)"
         )
-    validation: Any = None
+    train_data: Any = train_set
     if args.val_dir:
-        validation = load_image_folder(args.val_dir, classes=train_set.classes, verbose=not args.quiet, **options)
-    else:
-        validation = args.val_split if args.val_split is not None else 0.2
+        validation: Any = load_image_folder(args.val_dir, classes=train_set.classes, verbose=not args.quiet, **options)
+        where = str(args.val_dir)
+    else:  # split once here: fit trains on one part, and the final figures come from the other
+        fraction = args.val_split if args.val_split is not None else 0.2
+        train_data, validation = Subset.split(train_set.images, train_set.labels, fraction, args.seed)
+        where = f"held-out {fraction:.0%} of {data_dir}"
 
     if not args.resume:
         features = int(np.prod(train_set.images.shape[1:]))
@@ -252,7 +256,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model,
         BCELoss(),
         optimizer,
-        train_set,
+        train_data,
         epochs=args.epochs,
         batch_size=args.batch_size,
         validation=validation,
@@ -273,15 +277,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .plot import plot_history
 
         plot_history(history, args.plot)
-    if isinstance(validation, float):
-        from .data import split_indices
-
-        _, val_idx = split_indices(train_set.labels, validation, args.seed)
-        scores = evaluate(model, (train_set.images[val_idx], train_set.labels[val_idx]))
-        where = f"held-out {validation:.0%} of {data_dir}"
-    else:
-        scores = evaluate(model, validation)
-        where = str(args.val_dir)
+    scores = evaluate(model, validation)
     print(
         f"validation accuracy {scores['accuracy']:.4f} (loss {scores['loss']:.4f}, {scores['n']} images, {where}); model saved to {out}"
     )
@@ -323,10 +319,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _true_class(path: str, classes: List[str]) -> Optional[int]:
     """The class named by a file's name (cat.3001.jpg) or folder (cat/x.jpg), if any."""
-    from .data import _FILENAME_CLASS
+    from .folders import label_from_filename
 
-    match = _FILENAME_CLASS.match(Path(path).name)
-    for candidate in (match.group(0).lower() if match else None, Path(path).parent.name):
+    for candidate in (label_from_filename(path), Path(path).parent.name):
         if candidate in classes:
             return classes.index(candidate)
     return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -55,33 +55,66 @@ class Sequential(Layer):
             raise TypeError(
                 f"Sequential takes Layer instances, got {type(layer).__name__} at position {len(self._layers)}"
             )
-        self.register_layer(str(len(self._layers)), layer)
+        self.register_module(str(len(self._layers)), layer)
         self._layers.append(layer)
         return self
 
     def forward(self, x: Array) -> Array:
+        shapes = []  # each layer's input shape: backward checks the gradients against them
         for layer in self._layers:
+            shapes.append(np.shape(x))
             x = layer(x)
+        self.save_for_backward(input_shapes=shapes)
         return x
 
-    def backward(self, grad_y: Array, input_grad: bool = True) -> Optional[Array]:  # type: ignore[override]
+    def backward(self, grad_y: Array, input_grad: Optional[bool] = None) -> Optional[Array]:  # type: ignore[override]
         """Back-propagate ``grad_y`` through every layer, last to first.
+
+        The input of a model is data, as in PyTorch: a model that is not inside another layer
+        fills every ``param.grad`` and returns ``None``, without the costly gradient of its input
+        (the pixels), which training never uses. A `Sequential` inside another layer returns its
+        input gradient, as every layer does.
 
         Args:
             grad_y: The gradient of the loss with respect to the model's output.
-            input_grad: When false, the first layer skips the gradient of the model's input
-                (nobody needs the gradient of the pixels to train) and ``None`` is returned.
+            input_grad: ``True`` to compute and return the gradient with respect to the model's
+                input (a saliency map, or a model used as a part of a larger computation);
+                ``False`` to skip it; ``None`` (default): skip it unless this model is inside
+                another layer.
+
+        Examples:
+            >>> from nnlayers import Dense, Tanh
+            >>> model = Sequential([Dense(3, 2, rng=0), Tanh()])
+            >>> y = model(np.ones((4, 3), dtype=np.float32))
+            >>> model.backward(np.ones_like(y)) is None  # parameters' gradients only
+            True
+            >>> model.backward(np.ones_like(y), input_grad=True).shape  # and the input's
+            (4, 3)
         """
+        if input_grad is None:
+            input_grad = self.__dict__.get("_has_parent", False)
         if not self._layers:
-            return grad_y
-        for layer in reversed(self._layers[1:]):
-            grad_y = layer.backward(grad_y)
+            return grad_y if input_grad else None
+        shapes = self.saved("input_shapes")
+        for i in range(len(self._layers) - 1, 0, -1):
+            grad_y = self._checked(i, self._layers[i].backward(grad_y), shapes[i])
         if input_grad:
-            return self._layers[0].backward(grad_y)
+            return self._checked(0, self._layers[0].backward(grad_y), shapes[0])
         self._layers[0].backward_params(grad_y)
         return None
 
+    def _checked(self, index: int, grad_x: Any, shape: Tuple[int, ...]) -> Array:
+        """A layer's returned input gradient, refused (naming that layer) if it is not the input's shape."""
+        if np.shape(grad_x) != shape or grad_x is None:
+            got = "None (does backward end with a return?)" if grad_x is None else f"shape {np.shape(grad_x)}"
+            raise ValueError(
+                f"layer {index} ({type(self._layers[index]).__name__}) of {type(self).__name__}: backward returned {got}, "
+                f"expected the shape of its input {shape}"
+            )
+        return grad_x
+
     def backward_params(self, grad_y: Array) -> None:
+        """Back-propagate without the input gradient (``backward(grad_y, input_grad=False)``)."""
         self.backward(grad_y, input_grad=False)
 
     def __len__(self) -> int:

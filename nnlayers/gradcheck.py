@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .container import Sequential
 from .losses import Loss
 from .module import Array, Layer
 
@@ -120,7 +121,10 @@ def gradcheck(
 
         model.zero_grad()
         model(x)
-        grad_x = model.backward(projection)
+        # a top-level model skips its input gradient unless asked (see Sequential.backward)
+        grad_x = (
+            model.backward(projection, input_grad=True) if isinstance(model, Sequential) else model.backward(projection)
+        )
         checked = [("input", x, np.array(grad_x, dtype=np.float64))]
         checked += [(name, p.data, p.grad.copy()) for name, p in model.named_parameters()]
     else:

@@ -12,11 +12,12 @@ here rows are examples, so every product appears transposed):
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 from numpy.typing import DTypeLike
 
+from .functional import sigmoid
 from .init import Initializer, RandomSource, get_initializer, make_rng
 from .module import Array, Layer, check_float_input
 
@@ -85,13 +86,12 @@ class Dense(Layer):
         values = get_initializer(init)((self.out_features, self.in_features), make_rng(rng))
         self.weight = self.register_parameter("weight", np.asarray(values, dtype=dtype))
         self.bias = self.register_parameter("bias", np.zeros(self.out_features, dtype)) if bias else None
-        self._x: Optional[Array] = None
 
     def forward(self, x: Array) -> Array:
         x = check_float_input(self._name(), x, self.weight.data.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"{self._name()} expected input of shape (N, {self.in_features}), got {x.shape}")
-        self._x = x
+        self.save_for_backward(x=x)
         y = x @ self.weight.data.T  # the seed's Z = W X, with examples as rows
         if self.bias is not None:
             y += self.bias.data
@@ -99,7 +99,7 @@ class Dense(Layer):
 
     def backward_params(self, grad_y: Array) -> None:
         """Accumulate ``dW`` and ``db`` without computing the input gradient."""
-        x = self._cached(self._x)
+        x = self.saved("x")
         grad_y = _check_grad_shape(self, grad_y, (x.shape[0], self.out_features)).astype(x.dtype, copy=False)
         self.weight.add_matmul(grad_y.T, x)  # seed: dW = 1/m dZ A_prev.T
         if self.bias is not None:
@@ -126,17 +126,22 @@ class Dense(Layer):
 
 
 class Activation(Layer):
-    """Base of the element-wise activations: no parameters, output shape = input shape."""
+    """Base of the element-wise activations: no parameters, output shape = input shape.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._y: Optional[Array] = None
+    Each keeps its output as ``saved("y")`` (the seed derives the gradients from ``A``).
+    """
 
     def _input(self, x: Array) -> Array:
         return check_float_input(type(self).__name__, x)
 
-    def _grad(self, grad_y: Array) -> Array:
-        return _check_grad_shape(self, grad_y, self._cached(self._y).shape)
+    def _output(self, y: Array) -> Array:
+        self.save_for_backward(y=y)
+        return y
+
+    def _grad(self, grad_y: Array) -> Tuple[Array, Array]:
+        """The checked incoming gradient and the saved output."""
+        y = self.saved("y")
+        return _check_grad_shape(self, grad_y, y.shape), y
 
 
 class Tanh(Activation):
@@ -154,23 +159,11 @@ class Tanh(Activation):
     """
 
     def forward(self, x: Array) -> Array:
-        self._y = np.tanh(self._input(x))  # seed: A1 = tanh(Z1)
-        return self._y
+        return self._output(np.tanh(self._input(x)))  # seed: A1 = tanh(Z1)
 
     def backward(self, grad_y: Array) -> Array:
-        a = self._cached(self._y)
-        return self._grad(grad_y) * (1 - a * a)  # seed: dZ1 = (W2.T dZ2) * (1 - A1**2)
-
-
-def sigmoid(z: Array) -> Array:
-    """Numerically stable logistic function ``1 / (1 + exp(-z))``.
-
-    ``exp`` only ever sees ``-|z|``, so it cannot overflow: inputs of +-1000 give exactly 1 and 0
-    without a warning.
-    """
-    e = np.exp(-np.abs(z))  # in (0, 1]
-    r = 1 / (1 + e)
-    return np.where(z >= 0, r, e * r)
+        grad_y, a = self._grad(grad_y)
+        return grad_y * (1 - a * a)  # seed: dZ1 = (W2.T dZ2) * (1 - A1**2)
 
 
 class Sigmoid(Activation):
@@ -189,18 +182,18 @@ class Sigmoid(Activation):
     """
 
     def forward(self, x: Array) -> Array:
-        self._y = sigmoid(self._input(x))  # seed: A2 = sigmoid(Z2)
-        return self._y
+        return self._output(sigmoid(self._input(x)))  # seed: A2 = sigmoid(Z2)
 
     def backward(self, grad_y: Array) -> Array:
-        a = self._cached(self._y)
-        return self._grad(grad_y) * (a * (1 - a))
+        grad_y, a = self._grad(grad_y)
+        return grad_y * (a * (1 - a))
 
 
 class ReLU(Activation):
     """Rectified linear unit, ``max(x, 0)``.
 
-    Keeps the mask ``x > 0``; the gradient passes where it is true.
+    Keeps its output; the gradient passes where it is positive (``x > 0``: at exactly 0 the
+    gradient is 0, as in PyTorch).
 
     Shape:
         - Input: ``(N, *)``, floating point.
@@ -211,16 +204,9 @@ class ReLU(Activation):
         array([[0., 3.]])
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._mask: Optional[Array] = None
-
     def forward(self, x: Array) -> Array:
-        x = self._input(x)
-        self._mask = x > 0
-        self._y = np.maximum(x, 0)
-        return self._y
+        return self._output(np.maximum(self._input(x), 0))
 
     def backward(self, grad_y: Array) -> Array:
-        mask = self._cached(self._mask)
-        return self._grad(grad_y) * mask
+        grad_y, y = self._grad(grad_y)
+        return grad_y * (y > 0)

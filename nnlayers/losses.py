@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .layers import sigmoid
+from .functional import log1p_exp, sigmoid
 from .module import Array, check_float_input
 
 REDUCTIONS = ("mean", "sum")
@@ -115,7 +115,7 @@ class BCEWithLogitsLoss(Loss):
 
     Computed as ``max(z, 0) - z * y + log(1 + exp(-|z|))``, which never overflows; its
     gradient is exactly ``sigmoid(z) - y`` (the seed's ``dZ2 = A2 - Y``). Prefer it to
-    ``Sigmoid`` + `BCELoss` for training; apply `nnlayers.layers.sigmoid` to get probabilities.
+    ``Sigmoid`` + `BCELoss` for training; apply `nnlayers.functional.sigmoid` to get probabilities.
 
     Args:
         reduction: ``"mean"`` or ``"sum"``.
@@ -136,7 +136,7 @@ class BCEWithLogitsLoss(Loss):
 
     def forward(self, pred: Array, target: Array) -> float:
         z, y = self._check(pred, target)
-        per_example = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        per_example = log1p_exp(z) - z * y  # = max(z, 0) - z y + log(1 + exp(-|z|))
         loss, scale = self._reduce(per_example, len(z))
         self._grad = ((sigmoid(z) - y) * scale).astype(z.dtype, copy=False)  # seed: dZ2 = A2 - Y
         return loss

@@ -20,36 +20,50 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type, TypeVar
 
 import numpy as np
 
 from .container import Sequential
 from .layers import Dense, ReLU, Sigmoid, Tanh
 from .module import Layer
+from .util import PathLike, atomic_write_bytes
 
-PathLike = Union[str, "os.PathLike[str]"]
 MAGIC = b"NNLAYERS"
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 ALLOWED_DTYPES = frozenset({"<f4", "<f8", "<f2", "<i8", "<i4", "|u1", "|i1", "|b1"})
 
 LayerT = TypeVar("LayerT", bound=Type[Layer])
-_REGISTRY: Dict[str, Type[Layer]] = {cls.__name__: cls for cls in (Dense, Tanh, Sigmoid, ReLU, Sequential)}
+#: Built-in layers are stored under their bare class names; custom ones under ``module.QualName``.
+BUILTIN_LAYERS: Dict[str, Type[Layer]] = {cls.__name__: cls for cls in (Dense, Tanh, Sigmoid, ReLU, Sequential)}
+_REGISTRY: Dict[str, Type[Layer]] = dict(BUILTIN_LAYERS)
 
 
 class ModelFileError(ValueError):
     """A model file is missing, truncated, corrupt, from a newer format, or not a model file."""
 
 
-def register_layer(cls: LayerT) -> LayerT:
+def layer_key(cls: Type[Layer]) -> str:
+    """The key of a layer class in the registry: ``"Dense"``, or ``"my_module.MyLayer"``."""
+    if BUILTIN_LAYERS.get(cls.__name__) is cls:
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__name__}"
+
+
+def register_layer(cls: Optional[LayerT] = None, *, replace: bool = False) -> Any:
     """Make a custom `Layer` subclass loadable from model files (use as a class decorator).
 
-    The file stores the class name and ``layer.get_config()``; loading calls
-    ``cls(**config)`` and then loads the weights. Names must be unique.
+    The file stores the class's module and name (``my_module.MyLayer``) and
+    ``layer.get_config()``; loading calls ``cls(**config)`` and then loads the weights. A file
+    that names the class from another module (a script's ``__main__``) still finds it by its
+    name when only one registered class has that name.
+
+    Args:
+        cls: The class.
+        replace: Allow replacing another class registered under the same module and name (a
+            notebook cell run again); otherwise that is an error.
 
     Examples:
         >>> from nnlayers import Layer
@@ -57,21 +71,44 @@ def register_layer(cls: LayerT) -> LayerT:
         ... class Doubler(Layer):
         ...     def forward(self, x): return 2 * x
         ...     def backward(self, grad_y): return 2 * grad_y
-        >>> "Doubler" in registered_layers()
+        >>> layer_key(Doubler) in registered_layers()
         True
     """
+    if cls is None:
+        return lambda c: register_layer(c, replace=replace)
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise TypeError(f"register_layer expects a Layer subclass, got {cls!r}")
-    existing = _REGISTRY.get(cls.__name__)
-    if existing is not None and existing is not cls and existing.__module__ == "nnlayers.layers":
+    if cls.__name__ in BUILTIN_LAYERS and BUILTIN_LAYERS[cls.__name__] is not cls:
         raise ValueError(f"{cls.__name__} is a built-in layer name; choose another class name")
-    _REGISTRY[cls.__name__] = cls
+    key = layer_key(cls)
+    existing = _REGISTRY.get(key)
+    if existing is not None and existing is not cls and not replace:
+        raise ValueError(
+            f"another class is already registered as {key!r} (from {existing.__module__}); rename one of them, "
+            "or pass register_layer(replace=True) when you mean to replace it (e.g. a notebook cell run again)"
+        )
+    _REGISTRY[key] = cls
     return cls
 
 
 def registered_layers() -> Dict[str, Type[Layer]]:
-    """The layer classes that model files can name, by name."""
+    """The layer classes that model files can name, by the key they are stored under."""
     return dict(_REGISTRY)
+
+
+def _find_class(name: str, custom_layers: Optional[Mapping[str, Type[Layer]]]) -> Optional[Type[Layer]]:
+    """The class a file names: by its full key, then (for files from a script) by its bare name if unique."""
+    known = {**_REGISTRY, **(custom_layers or {})}
+    if name in known:
+        return known[name]
+    bare = name.rsplit(".", 1)[-1]
+    candidates = {cls for key, cls in known.items() if key.rsplit(".", 1)[-1] == bare}
+    if len(candidates) > 1:
+        raise ModelFileError(
+            f"layer type {name!r} is not registered, and several registered classes are named {bare}: "
+            f"pass custom_layers={{{name!r}: TheClass}} to load()"
+        )
+    return candidates.pop() if candidates else None
 
 
 # --- architecture -------------------------------------------------------------------------------
@@ -86,12 +123,14 @@ def describe(layer: Layer) -> Dict[str, Any]:
         json.dumps(config)
     except TypeError as error:
         raise TypeError(f"{type(layer).__name__}.get_config() must return JSON values: {error}") from None
-    return {"type": type(layer).__name__, "config": config}
+    cls = type(layer)
+    if BUILTIN_LAYERS.get(cls.__name__) is cls:
+        return {"type": cls.__name__, "config": config}
+    return {"type": cls.__name__, "module": cls.__module__, "config": config}
 
 
 def build(architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str, Type[Layer]]] = None) -> Layer:
     """Build a layer or model from `describe` output, using only known layer classes."""
-    known = {**_REGISTRY, **(custom_layers or {})}
     if not isinstance(architecture, Mapping) or not isinstance(architecture.get("type"), str):
         raise ModelFileError(f"bad architecture entry: {str(architecture)[:80]}")
     name = architecture["type"]
@@ -100,11 +139,16 @@ def build(architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str, 
         if not isinstance(layers, list):
             raise ModelFileError("bad architecture: Sequential without a list of layers")
         return Sequential([build(entry, custom_layers) for entry in layers])
-    cls = known.get(name)
+    module = architecture.get("module")
+    if module is not None and not isinstance(module, str):
+        raise ModelFileError(f"bad architecture entry: module {module!r} of {name}")
+    cls = _find_class(f"{module}.{name}" if module else name, custom_layers)
     if cls is None:
+        bare = name.rsplit(".", 1)[-1]
+        origin = f" (it was saved from module {module})" if module else ""
         raise ModelFileError(
-            f"unknown layer type {name!r}: register it with @nnlayers.register_layer before loading, "
-            f"or pass custom_layers={{{name!r}: {name}}} to load()"
+            f"unknown layer type {name!r}: register it with @nnlayers.register_layer before loading{origin}, "
+            f"or pass custom_layers={{{bare!r}: {bare}}} to load()"
         )
     config = architecture.get("config", {})
     if not isinstance(config, dict):
@@ -166,30 +210,13 @@ def _serialize(header: Dict[str, Any], arrays: Mapping[str, np.ndarray]) -> List
     return [MAGIC, len(header_bytes).to_bytes(8, "little"), header_bytes, *chunks]
 
 
-def _write_atomic(path: Path, chunks: List[bytes]) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, then rename over ``path``."""
+def _with_checksum(chunks: List[bytes]) -> Iterator[bytes]:
+    """The chunks, then the SHA-256 of all of them (the file's last 32 bytes)."""
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-                digest.update(chunk)
-            handle.write(digest.digest())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+    yield digest.digest()
 
 
 def save(
@@ -241,7 +268,7 @@ def save(
         "training": _extract_arrays(training, "training", arrays) if training is not None else None,
     }
     try:
-        _write_atomic(path, _serialize(header, arrays))
+        atomic_write_bytes(path, _with_checksum(_serialize(header, arrays)))
     except OSError as error:
         raise OSError(
             error.errno, f"cannot save {path}: {error.strerror or error}; the previous file is unchanged"
@@ -350,9 +377,9 @@ def load(path: PathLike, *, custom_layers: Optional[Mapping[str, Type[Layer]]] =
         model.load_state_dict(_weights(arrays))
     except ValueError as error:
         raise ModelFileError(f"{path}: the weights do not fit the architecture: {error}") from None
-    model.classes = header.get("classes")  # type: ignore[attr-defined]
-    model.preprocessing = header.get("preprocessing")  # type: ignore[attr-defined]
-    model.metadata = header.get("metadata") or {}  # type: ignore[attr-defined]
+    model.classes = header.get("classes")
+    model.preprocessing = header.get("preprocessing")
+    model.metadata = header.get("metadata") or {}
     return model.eval()
 
 

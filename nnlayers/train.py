@@ -1,35 +1,51 @@
-"""Training, evaluation and prediction: `fit`, `evaluate`, `predict`, `predict_proba`, `History`
-and the callbacks `EarlyStopping` and `ModelCheckpoint`.
+"""Training, evaluation and prediction: `fit`, `evaluate`, `predict`, `predict_proba`.
 
 `fit` is the seed's "connect all of them into a model and train" as one call, like Keras'
 ``model.fit``: mini-batches, a progress bar or one line per epoch, validation, callbacks, a
-guard against non-finite losses, and checkpoints that resume bit for bit.
+guard against non-finite losses, and checkpoints that resume bit for bit. The callbacks and
+`History` live in `nnlayers.callbacks`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .batching import Subset, iter_batches, split_indices
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, TrainingStopped
 from .container import Sequential
-from .data import ImageDataset, as_inputs, load_image, split_indices
-from .layers import Sigmoid, sigmoid
+from .data import ImageDataset
+from .functional import sigmoid
+from .images import image_size, load_image
+from .layers import Sigmoid
 from .losses import BCELoss, BCEWithLogitsLoss, Loss
 from .module import Array, Layer
 from .optim import SGD
+from .util import PathLike, check_positive_int
 
-PathLike = Union[str, "os.PathLike[str]"]
-#: What `fit` and `evaluate` take as data: a dataset, or ``(x, y)`` with ``x`` uint8 images
-#: ``(N, H, W, 3)`` (scaled by 1/255 batch by batch) or float features ``(N, D)``, ``y`` 0/1 labels.
-Data = Union[ImageDataset, Tuple[np.ndarray, np.ndarray]]
+__all__ = [  # the callbacks are re-exported: they lived here before nnlayers.callbacks
+    "DIVERGED_LOSS",
+    "Callback",
+    "Data",
+    "EarlyStopping",
+    "History",
+    "ModelCheckpoint",
+    "Trainer",
+    "TrainingStopped",
+    "evaluate",
+    "fit",
+    "predict",
+    "predict_proba",
+]
+
+#: What `fit` and `evaluate` take as data: an `ImageDataset`, a `Subset`, or ``(x, y)`` with ``x``
+#: uint8 images ``(N, H, W, 3)`` (scaled by 1/255 batch by batch) or float features, ``y`` labels.
+Data = Union[ImageDataset, Subset, Tuple[np.ndarray, np.ndarray]]
 
 
 #: An epoch whose mean training loss is above this (10x the binary cross-entropy of guessing
@@ -38,40 +54,16 @@ Data = Union[ImageDataset, Tuple[np.ndarray, np.ndarray]]
 DIVERGED_LOSS = 10 * math.log(2)
 
 
-class TrainingStopped(Exception):
-    """Raised inside `fit` by a callback that wants training to end; `fit` catches it."""
-
-
 # --- data plumbing ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Split:
-    """Inputs, labels and the indices of the examples that belong to this split (no copies)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    indices: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def batches(
-        self, batch_size: int, dtype: np.dtype, rng: Optional[np.random.Generator]
-    ) -> Iterator[Tuple[Array, Array]]:
-        """Batches in order (or shuffled by ``rng``); one input array is reused batch after batch."""
-        order = self.indices if rng is None else rng.permutation(self.indices)
-        # one kept input buffer: a fresh multi-megabyte array every batch costs page faults
-        inputs = np.empty((min(batch_size, len(order)), int(np.prod(self.x.shape[1:]))), dtype)
-        for start in range(0, len(order), batch_size):
-            chosen = order[start : start + batch_size]
-            yield as_inputs(self.x[chosen], dtype, inputs), self.y[chosen].astype(dtype).reshape(-1, 1)
-
-
-def _unpack(data: Data, name: str) -> Tuple[np.ndarray, np.ndarray]:
+def as_subset(data: Data, name: str = "data") -> Subset:
+    """Any accepted form of data as a `Subset`, checked: matching lengths, not empty, 0/1 labels."""
+    if isinstance(data, Subset):
+        return data
     if isinstance(data, ImageDataset):
-        return data.images, data.labels
-    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data.images, data.labels
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = np.asarray(data[0]), np.asarray(data[1])
         y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
         if y.ndim != 1 or len(x) != len(y):
@@ -83,220 +75,42 @@ def _unpack(data: Data, name: str) -> Tuple[np.ndarray, np.ndarray]:
         bad = ~np.isin(y, (0, 1))
         if bad.any():
             raise ValueError(f"{name}: labels must be 0 or 1, got {np.unique(y[bad])[:5].tolist()}")
-        return x, y
-    raise TypeError(f"{name} must be an ImageDataset or a tuple (x, y), got {type(data).__name__}")
+    else:
+        raise TypeError(f"{name} must be an ImageDataset or a tuple (x, y) (or a Subset), got {type(data).__name__}")
+    return Subset(x, y, np.arange(len(y)))
 
 
-def _splits(train_data: Data, validation: Union[None, float, Data], seed: int) -> Tuple[_Split, Optional[_Split]]:
-    x, y = _unpack(train_data, "train_data")
+def training_split(
+    train_data: Data, validation: Union[None, float, Data], seed: int
+) -> Tuple[Subset, Optional[Subset]]:
+    """The examples `fit` trains on and those it validates on (a fraction is split off, stratified)."""
+    train = as_subset(train_data, "train_data")
     if validation is None:
-        return _Split(x, y, np.arange(len(y))), None
+        return train, None
     if isinstance(validation, float):
-        train_idx, val_idx = split_indices(y, validation, seed)
-        return _Split(x, y, train_idx), _Split(x, y, val_idx)
-    vx, vy = _unpack(validation, "validation")
-    return _Split(x, y, np.arange(len(y))), _Split(vx, vy, np.arange(len(vy)))
+        train_idx, val_idx = split_indices(train.labels(), validation, seed)
+        return Subset(train.x, train.y, train.indices[train_idx]), Subset(train.x, train.y, train.indices[val_idx])
+    return train, as_subset(validation, "validation")
+
+
+def last_layer(model: Layer) -> Layer:
+    """The layer that makes the model's output: the last leaf, inside nested `Sequential` models too."""
+    while isinstance(model, Sequential) and len(model):
+        model = model[len(model) - 1]
+    return model
 
 
 def _outputs_probabilities(model: Layer) -> bool:
     """A model ending in `Sigmoid` gives probabilities; otherwise its outputs are logits."""
-    last = model[len(model) - 1] if isinstance(model, Sequential) and len(model) else model
-    return isinstance(last, Sigmoid)
+    return isinstance(last_layer(model), Sigmoid)
 
 
-# --- history ------------------------------------------------------------------------------------
-
-
-@dataclass
-class History:
-    """Per-epoch metrics of a `fit` run, as Keras' ``History``.
-
-    Attributes:
-        history: ``{"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...],
-            "seconds": [...]}``, one entry per epoch (validation keys only with validation data).
-        epochs: The epoch numbers, from 1.
-        stop_reason: Why training ended early (early stopping, divergence), or ``None``.
-        diverged: Training stopped because the loss became non-finite or exploded.
-    """
-
-    history: Dict[str, List[float]] = field(default_factory=dict)
-    epochs: List[int] = field(default_factory=list)
-    stop_reason: Optional[str] = None
-    diverged: bool = False
-
-    def append(self, epoch: int, logs: Mapping[str, float]) -> None:
-        self.epochs.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-
-    def last(self) -> Dict[str, float]:
-        """The metrics of the last epoch."""
-        return {key: values[-1] for key, values in self.history.items() if values}
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {
-            "epochs": self.epochs,
-            "history": self.history,
-            "stop_reason": self.stop_reason,
-            "diverged": self.diverged,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> History:
-        history = {k: [float(v) for v in vs] for k, vs in data["history"].items()}
-        return cls(history, list(data["epochs"]), data.get("stop_reason"), bool(data.get("diverged", False)))
-
-    def save(self, path: PathLike) -> None:
-        """Write the history as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
-
-    @classmethod
-    def load(cls, path: PathLike) -> History:
-        """Read a history written by `save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-# --- callbacks ----------------------------------------------------------------------------------
-
-
-class Callback:
-    """Base class: override the hooks you need. ``trainer`` is the running `Trainer`."""
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        """Called once before the first epoch (also after a resume)."""
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Dict[str, float]) -> None:
-        """Called after each epoch with its metrics; raise `TrainingStopped` to end training."""
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        """Called once when training ends, however it ends."""
-
-    def state_dict(self) -> Dict[str, Any]:
-        """What must be saved in a checkpoint to resume exactly (JSON values and arrays)."""
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
-
-
-def _improved(value: float, best: Optional[float], mode: str, min_delta: float = 0.0) -> bool:
-    if best is None:
-        return math.isfinite(value)
-    return value < best - min_delta if mode == "min" else value > best + min_delta
-
-
-def _mode_for(monitor: str, mode: str) -> str:
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode == "auto":
-        return "max" if "acc" in monitor else "min"
-    return mode
-
-
-class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs (Keras' ``EarlyStopping``).
-
-    Args:
-        monitor: A `History` key, e.g. ``"val_loss"`` (default) or ``"val_accuracy"``.
-        patience: Epochs without improvement before stopping.
-        min_delta: Smallest change that counts as an improvement.
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (``max`` for accuracies).
-        restore_best: At the end, put back the weights of the best epoch.
-    """
-
-    def __init__(
-        self,
-        monitor: str = "val_loss",
-        patience: int = 5,
-        min_delta: float = 0.0,
-        mode: str = "auto",
-        restore_best: bool = True,
-    ) -> None:
-        if patience < 0:
-            raise ValueError(f"patience must be >= 0, got {patience}")
-        self.monitor = monitor
-        self.patience = int(patience)
-        self.min_delta = float(min_delta)
-        self.mode = _mode_for(monitor, mode)
-        self.restore_best = restore_best
-        self.best: Optional[float] = None
-        self.best_epoch = 0
-        self.best_weights: Optional[Dict[str, Array]] = None
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Dict[str, float]) -> None:
-        if self.monitor not in logs:
-            raise KeyError(
-                f"EarlyStopping monitors {self.monitor!r}, which is not among the metrics {sorted(logs)}"
-            ) from None
-        if _improved(logs[self.monitor], self.best, self.mode, self.min_delta):
-            self.best, self.best_epoch = logs[self.monitor], epoch
-            if self.restore_best:
-                self.best_weights = trainer.model.state_dict()
-        elif epoch - self.best_epoch >= self.patience:
-            raise TrainingStopped(
-                f"early stopping: {self.monitor} has not improved for {self.patience} epochs (best {self.best:.4f} at epoch {self.best_epoch})"
-            )
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        if self.restore_best and self.best_weights is not None:
-            trainer.model.load_state_dict(self.best_weights)
-
-    def state_dict(self) -> Dict[str, Any]:
-        state: Dict[str, Any] = {"best": self.best, "best_epoch": self.best_epoch}
-        if self.best_weights is not None:
-            state["best_weights"] = self.best_weights
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.best, self.best_epoch = state["best"], int(state["best_epoch"])
-        self.best_weights = state.get("best_weights")
-
-
-class ModelCheckpoint(Callback):
-    """Write ``last.nnl`` after every epoch and ``best.nnl`` when ``monitor`` improves.
-
-    Both are complete checkpoints (weights, optimizer state with momentum buffers, the shuffling
-    RNG state, history, callbacks' state, best metric), loadable with `nnlayers.load` as a
-    model and usable with ``fit(..., resume=path)``. Writes are atomic.
-
-    Args:
-        directory: Where the two files go (created if needed).
-        monitor: A `History` key (default ``"val_loss"``; ``"loss"`` when there is no validation).
-        mode: ``"min"``, ``"max"`` or ``"auto"``.
-    """
-
-    def __init__(self, directory: PathLike, monitor: str = "val_loss", mode: str = "auto") -> None:
-        self.directory = Path(directory)
-        self.monitor = monitor
-        self.mode = _mode_for(monitor, mode)
-        self.best: Optional[float] = None
-
-    @property
-    def last_path(self) -> Path:
-        return self.directory / "last.nnl"
-
-    @property
-    def best_path(self) -> Path:
-        return self.directory / "best.nnl"
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Dict[str, float]) -> None:
-        monitor = self.monitor if self.monitor in logs else "loss"
-        improved = _improved(logs[monitor], self.best, self.mode)
-        if improved:
-            self.best = logs[monitor]
-        # the state written includes this callback's updated best, so a resume continues exactly
-        trainer.save_checkpoint(self.last_path)
-        if improved:
-            trainer.save_checkpoint(self.best_path)
-
-    def state_dict(self) -> Dict[str, Any]:
-        return {"best": self.best}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.best = state["best"]
+def flattens_input(model: Layer) -> bool:
+    """Whether the model takes flattened rows ``(N, D)`` (a dense first layer) rather than images."""
+    first = model
+    while isinstance(first, Sequential) and len(first):
+        first = first[0]
+    return not getattr(first, "takes_images", False)
 
 
 # --- the trainer --------------------------------------------------------------------------------
@@ -342,6 +156,7 @@ class Trainer:
         self.history = History()
         self.epoch = 0
         self.metadata = dict(metadata or {})
+        self.has_validation = False
 
     # checkpoints ------------------------------------------------------------------------------
 
@@ -397,20 +212,33 @@ class Trainer:
 
     # the loop -----------------------------------------------------------------------------------
 
-    def run_epoch(self, data: _Split, batch_size: int, show_progress: bool, epochs: int) -> Dict[str, float]:
+    @property
+    def metric_names(self) -> List[str]:
+        """The metrics each epoch logs (what callbacks can monitor)."""
+        names = ["loss", "accuracy"]
+        return names + [f"val_{n}" for n in names] if self.has_validation else names
+
+    def batches(self, data: Subset, batch_size: int, shuffle: bool) -> Iterator[Tuple[Array, Array]]:
+        """Inputs in the form the model takes and targets in the form the loss takes; one reused input buffer."""
+        dtype = self.model.dtype or np.dtype(np.float32)
+        order = self.rng.permutation(data.indices) if shuffle else data.indices
+        flatten = flattens_input(self.model)
+        # one kept input buffer: a fresh multi-megabyte array every batch costs page faults
+        for x, chosen in iter_batches(data.x, order, batch_size, dtype=dtype, flatten=flatten, reuse_buffer=True):
+            yield x, data.y[chosen].astype(dtype).reshape(-1, 1)
+
+    def run_epoch(self, data: Subset, batch_size: int, show_progress: bool, epochs: int) -> Dict[str, float]:
         model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
         model.train()
-        dtype = model.dtype or np.dtype(np.float32)
         threshold = 0.5 if _outputs_probabilities(model) else 0.0
         total_loss, correct, seen = 0.0, 0, 0
-        steps = self._progress(data.batches(batch_size, dtype, self.rng), len(data), batch_size, show_progress, epochs)
+        steps = self._progress(self.batches(data, batch_size, True), len(data), batch_size, show_progress, epochs)
         for x, y in steps:
             pred = model(x)
             loss = loss_fn(pred, y)
             if not math.isfinite(loss):
                 return {"loss": loss}
-            grad = loss_fn.backward()
-            model.backward_params(grad)  # nobody needs the gradient of the pixels
+            model.backward_params(loss_fn.backward())  # nobody needs the gradient of the pixels
             optimizer.step()
             optimizer.zero_grad()
             total_loss += loss * len(y) if loss_fn.reduction == "mean" else loss
@@ -429,8 +257,9 @@ class Trainer:
             tqdm(steps, total=-(-n // batch_size), desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch", leave=False)
         )
 
-    def fit(self, train: _Split, validation: Optional[_Split], epochs: int, batch_size: int, verbose: int) -> History:
+    def fit(self, train: Subset, validation: Optional[Subset], epochs: int, batch_size: int, verbose: int) -> History:
         show_bar = verbose == 1 and sys.stderr.isatty()
+        self.has_validation = validation is not None
         for callback in self.callbacks:
             callback.on_train_begin(self)
         try:
@@ -557,13 +386,10 @@ def fit(
         >>> history.history["accuracy"][-1] > 0.9
         True
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    epochs, batch_size = check_positive_int("epochs", epochs), check_positive_int("batch_size", batch_size)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-    train, val = _splits(train_data, validation, seed)
+    train, val = training_split(train_data, validation, seed)
     trainer = Trainer(model, loss_fn, optimizer, seed=seed, callbacks=callbacks, metadata=metadata)
     if resume is not None:
         trainer.resume(resume)
@@ -573,13 +399,15 @@ def fit(
 # --- evaluation and prediction ----------------------------------------------------------------
 
 
-def _raw_outputs(model: Layer, split: _Split, batch_size: int) -> Array:
+def _raw_outputs(model: Layer, data: Subset, batch_size: int) -> Array:
     """The model's outputs ``(N,)`` in evaluation mode, batch by batch (never converted whole)."""
     dtype = model.dtype or np.dtype(np.float32)
     was_training = model.training
     model.eval()
+    flatten = flattens_input(model)
+    batches = iter_batches(data.x, data.indices, batch_size, dtype=dtype, flatten=flatten, reuse_buffer=True)
     try:  # copies: the input buffer is reused, and an output may be a view of it
-        outputs = [np.array(model(xb)).reshape(-1) for xb, _ in split.batches(batch_size, dtype, None)]
+        outputs = [np.array(model(xb)).reshape(-1) for xb, _ in batches]
     finally:
         model.train(was_training)
     return np.concatenate(outputs) if outputs else np.zeros(0, dtype)
@@ -598,7 +426,7 @@ def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, bat
     if isinstance(x, (list, tuple)) and (not x or isinstance(x[0], (str, os.PathLike))):
         x = load_images(x, getattr(model, "preprocessing", None))
     x = np.asarray(x)
-    raw = _raw_outputs(model, _Split(x, np.zeros(len(x), np.int8), np.arange(len(x))), batch_size)
+    raw = _raw_outputs(model, Subset(x, np.zeros(len(x), np.int8), np.arange(len(x))), batch_size)
     return raw if _outputs_probabilities(model) else sigmoid(raw)
 
 
@@ -612,14 +440,14 @@ def predict(
 def load_images(paths: Sequence[PathLike], preprocessing: Optional[Mapping[str, Any]] = None) -> np.ndarray:
     """Decode image files with a model's preprocessing (size, backend, interpolation, reduce)."""
     options = dict(preprocessing or {})
-    size = tuple(options.get("size", (64, 64)))
+    size = image_size(tuple(options.get("size", (64, 64))))
     kwargs = {k: options[k] for k in ("backend", "interpolation", "reduce") if k in options}
     return np.stack([load_image(p, size, **kwargs) for p in paths]) if paths else np.zeros((0, *size, 3), np.uint8)
 
 
 def evaluate(
     model: Layer,
-    data: Union[Data, _Split],
+    data: Data,
     loss_fn: Optional[Loss] = None,
     *,
     threshold: float = 0.5,
@@ -629,7 +457,7 @@ def evaluate(
 
     Args:
         model: The model.
-        data: An `ImageDataset` or ``(x, y)`` as for `fit`.
+        data: An `ImageDataset`, a `Subset` or ``(x, y)`` as for `fit`.
         loss_fn: The loss to report (default: `BCELoss`, or `BCEWithLogitsLoss` for a model
             without a final `Sigmoid`).
         threshold: Probability above which an example is predicted as class 1.
@@ -639,11 +467,7 @@ def evaluate(
         ``{"loss", "accuracy", "precision", "recall", "f1", "confusion_matrix", "n"}``; the
         confusion matrix is ``[[tn, fp], [fn, tp]]`` (rows: true class, as scikit-learn).
     """
-    if isinstance(data, _Split):
-        split = data
-    else:
-        x, y = _unpack(data, "data")
-        split = _Split(x, y, np.arange(len(y)))
+    split = as_subset(data)
     if loss_fn is None:
         loss_fn = BCELoss() if _outputs_probabilities(model) else BCEWithLogitsLoss()
     raw = _raw_outputs(model, split, batch_size)

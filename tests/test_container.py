@@ -26,7 +26,7 @@ def test_forward_in_order_backward_in_reverse():
     log = []
     model = Sequential([Recorder("a", 2.0, log), Recorder("b", 3.0, log)])
     assert model(np.ones((1, 1)))[0, 0] == 6.0
-    assert model.backward(np.ones((1, 1)))[0, 0] == 6.0
+    assert model.backward(np.ones((1, 1)), input_grad=True)[0, 0] == 6.0
     assert log == ["forward a", "forward b", "backward b", "backward a"]
 
 
@@ -86,7 +86,7 @@ def test_backward_without_input_gradient():
     g = np.ones((5, 1), dtype=np.float32)
     model(x), twin(x)
     assert model.backward(g, input_grad=False) is None
-    assert twin.backward(g).shape == (5, 4)
+    assert twin.backward(g, input_grad=True).shape == (5, 4)
     for (name, a), (_, b) in zip(model.named_parameters(), twin.named_parameters()):
         np.testing.assert_array_equal(a.grad, b.grad, err_msg=name)
 

@@ -42,7 +42,7 @@ def test_training_step_keeps_the_model_dtype(dtype, input_dtype):
         loss = loss_fn(pred, y)
         grad = loss_fn.backward()
         assert grad.dtype == dtype and isinstance(loss, float)
-        grad_x = model.backward(grad)
+        grad_x = model.backward(grad, input_grad=True)
         assert grad_x.dtype == dtype
         opt.step()
     for name, array in every_array(model, opt):

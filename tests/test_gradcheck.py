@@ -75,7 +75,7 @@ class BrokenTanh(Tanh):
     """A deliberately wrong backward: forgets the square in 1 - a**2."""
 
     def backward(self, grad_y):
-        return grad_y * (1 - self._y)
+        return grad_y * (1 - self.saved("y"))
 
 
 class BrokenDense(Dense):

@@ -25,7 +25,7 @@ class Affine(Layer):
     def __init__(self):
         super().__init__()
         self.scale = self.register_parameter("scale", np.full(2, 2.0))
-        self.inner = self.register_layer("inner", Dense(2, 2, dtype=np.float64, rng=0))
+        self.inner = self.register_module("inner", Dense(2, 2, dtype=np.float64, rng=0))
 
 
 def test_named_parameters_are_dotted_and_ordered():

@@ -78,7 +78,7 @@ def test_seed_equations_match_layers_to_1e12():
         grads = seed_backward(params, cache, X, Y)
 
         pred = model(x)
-        np.testing.assert_allclose(model[1]._y, cache["A1"].T, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(model[1].saved("y"), cache["A1"].T, rtol=0, atol=1e-12)
         np.testing.assert_allclose(pred, A2.T, rtol=0, atol=1e-12)
         assert abs(loss_fn(pred, y) - cost) < 1e-12
         model.backward(loss_fn.backward())

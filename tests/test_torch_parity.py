@@ -71,7 +71,7 @@ def test_logits_loss_and_input_gradient_agree_with_torch():
     grad_out = rng.normal(size=(8, 1))
     model(x)
     tmodel(tx).backward(torch.from_numpy(grad_out))
-    np.testing.assert_allclose(model.backward(grad_out), tx.grad.numpy(), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(model.backward(grad_out, input_grad=True), tx.grad.numpy(), rtol=0, atol=1e-14)
 
 
 def test_state_dict_keys_and_shapes_match_torch_and_load_back():

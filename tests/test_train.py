@@ -5,8 +5,23 @@ import json
 import numpy as np
 import pytest
 
-from nnlayers import SGD, BCELoss, Dense, ImageDataset, Sequential, Sigmoid, Tanh
-from nnlayers.train import Callback, EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict, predict_proba
+from nnlayers import (
+    SGD,
+    BCELoss,
+    Callback,
+    Dense,
+    EarlyStopping,
+    History,
+    ImageDataset,
+    ModelCheckpoint,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    evaluate,
+    fit,
+    predict,
+    predict_proba,
+)
 
 
 def make_data(n=240, d=12, seed=0):
@@ -120,7 +135,9 @@ def test_early_stopping_restores_the_best_weights():
 def test_early_stopping_on_unknown_metric_is_clear():
     x, y = make_data(n=40)
     model = make_model()
-    with pytest.raises(KeyError, match=r"monitors 'val_loss', which is not among the metrics"):
+    with pytest.raises(
+        ValueError, match=r"EarlyStopping: val_loss is not logged \(loss, accuracy are\): pass validation data"
+    ):
         fit(model, BCELoss(), SGD(model.parameters(), lr=0.1), (x, y), epochs=2, callbacks=[EarlyStopping()], verbose=0)
 
 

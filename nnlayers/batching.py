@@ -1,0 +1,202 @@
+"""Splits and mini-batches: the one batch loop that `fit`, `evaluate`, `predict` and users share.
+
+uint8 images stay uint8 in memory and become float one batch at a time (the seed's ``/255``),
+flattened to rows for a dense model or kept ``(B, H, W, C)`` for a convolutional one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from .init import RandomSource, make_rng
+from .util import check_positive_int
+
+
+def split_indices(labels: np.ndarray, test_size: float = 0.2, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Stratified, seeded, disjoint train and test indices.
+
+    Each class contributes ``round(test_size * count)`` examples to the test part (at least one
+    when it has two or more), so class proportions are kept on both sides.
+
+    Args:
+        labels: int array ``(N,)``.
+        test_size: Fraction in (0, 1) for the test part.
+        seed: Seed of the shuffle.
+
+    Returns:
+        ``(train_indices, test_indices)``, each sorted.
+
+    Examples:
+        >>> labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+        >>> train, test = split_indices(labels, 0.25, seed=0)
+        >>> len(train), len(test), labels[test].tolist()
+        (6, 2, [0, 1])
+    """
+    labels = np.asarray(labels)
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size!r}")
+    rng = np.random.default_rng(seed)
+    test: List[np.ndarray] = []
+    for value in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == value))
+        n_test = int(round(test_size * len(members)))
+        if len(members) >= 2:
+            n_test = min(max(n_test, 1), len(members) - 1)
+        test.append(members[:n_test])
+    test_idx = np.sort(np.concatenate(test)) if test else np.array([], np.int64)
+    train_idx = np.setdiff1d(np.arange(len(labels)), test_idx)
+    return train_idx, test_idx
+
+
+def train_test_split(
+    images: np.ndarray, labels: np.ndarray, test_size: float = 0.2, seed: int = 0
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified split of arrays, in scikit-learn's order: ``x_train, x_test, y_train, y_test``."""
+    train_idx, test_idx = split_indices(labels, test_size, seed)
+    return images[train_idx], images[test_idx], labels[train_idx], labels[test_idx]
+
+
+def to_inputs(
+    images: np.ndarray, dtype: DTypeLike = np.float32, out: Optional[np.ndarray] = None, *, flatten: bool = True
+) -> np.ndarray:
+    """uint8 images ``(B, H, W, C)`` to network inputs in [0, 1] (the seed's ``/255``).
+
+    Args:
+        images: uint8 array.
+        dtype: Floating dtype of the result.
+        out: A buffer of at least ``B`` rows to write into (training loops reuse one, which
+            spares allocating, and page-faulting, a fresh array every batch).
+        flatten: ``(B, H*W*C)`` rows for a dense model (default), or keep ``(B, H, W, C)`` for a
+            convolutional one.
+    """
+    src = images.reshape(len(images), -1) if flatten else images
+    out = np.empty(src.shape, dtype) if out is None else out[: len(src)].reshape(src.shape)
+    return np.divide(src, out.dtype.type(255), out=out)  # one pass: convert and scale
+
+
+def as_inputs(
+    x: np.ndarray, dtype: DTypeLike = np.float32, out: Optional[np.ndarray] = None, *, flatten: bool = True
+) -> np.ndarray:
+    """Network inputs: uint8 images are scaled by 1/255 (`to_inputs`), floats only cast (and flattened)."""
+    if x.dtype == np.uint8:
+        return to_inputs(x, dtype, out, flatten=flatten)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"expected uint8 images or floating-point inputs, got dtype {x.dtype}")
+    return np.asarray(x.reshape(len(x), -1) if flatten else x, dtype=dtype)
+
+
+def iter_batches(
+    x: np.ndarray,
+    order: np.ndarray,
+    batch_size: int,
+    *,
+    dtype: DTypeLike = np.float32,
+    flatten: bool = True,
+    reuse_buffer: bool = False,
+    contiguous: bool = False,
+) -> Iterator[Tuple[np.ndarray, Union[slice, np.ndarray]]]:
+    """The one batch loop: ``(inputs, chosen)`` per batch, ``chosen`` indexing the examples.
+
+    With ``reuse_buffer`` every batch is written into the same array (the caller must use each
+    batch before asking for the next); with ``contiguous`` (``order`` is ``0..N-1``) batches are
+    slices, without a gather.
+    """
+    feature_shape = (int(np.prod(x.shape[1:])),) if flatten else tuple(x.shape[1:])
+    buffer = np.empty((min(batch_size, len(order)), *feature_shape), dtype) if reuse_buffer else None
+    for start in range(0, len(order), batch_size):
+        picked = order[start : start + batch_size]
+        chosen: Union[slice, np.ndarray] = slice(start, start + len(picked)) if contiguous else picked  # a view, no gather
+        yield as_inputs(x[chosen], dtype, buffer, flatten=flatten), chosen
+
+
+@dataclass
+class Subset:
+    """The examples ``indices`` of ``(x, y)``, without copying them: a split of a data set.
+
+    `fit`, `evaluate` and `batches` take it like ``(x, y)``.
+
+    Attributes:
+        x: All the inputs: uint8 images ``(N, H, W, C)`` or floats ``(N, ...)``.
+        y: All the labels ``(N,)``.
+        indices: The examples that belong to this subset.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    indices: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @classmethod
+    def split(cls, x: np.ndarray, y: np.ndarray, test_size: float, seed: int = 0) -> Tuple[Subset, Subset]:
+        """Stratified, seeded ``(train, test)`` subsets of the same arrays (see `split_indices`)."""
+        train_idx, test_idx = split_indices(y, test_size, seed)
+        return cls(x, y, train_idx), cls(x, y, test_idx)
+
+    def labels(self) -> np.ndarray:
+        """The labels of the subset's examples, in order."""
+        return self.y[self.indices]
+
+
+def batches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    shuffle: bool = True,
+    rng: Union[None, int, RandomSource] = None,
+    *,
+    indices: Optional[np.ndarray] = None,
+    drop_last: bool = False,
+    flatten: bool = True,
+    dtype: DTypeLike = np.float32,
+) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """Yield mini-batches ``(x, y)``: float32 ``(B, H*W*3)`` in [0, 1] and float32 ``(B, 1)``.
+
+    Only one batch is converted to float at a time; the uint8 set stays as it is. Float inputs
+    are flattened and cast to float32 but not scaled. Each batch is a new array, so batches can
+    be kept.
+
+    Args:
+        images: uint8 array ``(N, H, W, 3)`` (or already-flat ``(N, D)``).
+        labels: int array ``(N,)``.
+        batch_size: Examples per batch (the last one may be smaller unless ``drop_last``).
+        shuffle: Visit the examples in a random order (seeded by ``rng``).
+        rng: An int seed or a ``numpy.random.Generator``; the same seed gives the same order.
+        indices: Visit only these examples (a split), without copying the images.
+        drop_last: Leave out a last, smaller batch.
+        flatten: Rows ``(B, H*W*3)`` for a dense model (default), or ``(B, H, W, 3)`` for a
+            convolutional one.
+        dtype: Floating dtype of the inputs.
+
+    Examples:
+        >>> imgs = np.zeros((5, 2, 2, 3), np.uint8); imgs[0] = 255
+        >>> [(x.shape, y.shape) for x, y in batches(imgs, np.arange(5) % 2, 2, shuffle=False)]
+        [((2, 12), (2, 1)), ((2, 12), (2, 1)), ((1, 12), (1, 1))]
+        >>> next(batches(imgs, np.arange(5) % 2, 2, shuffle=False))[0].max()
+        np.float32(1.0)
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    images, labels = np.asarray(images), np.asarray(labels)
+    if len(images) != len(labels):
+        raise ValueError(f"images and labels differ in length: {len(images)} vs {len(labels)}")
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels.reshape(-1)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must have shape (N,) or (N, 1), got {labels.shape}")
+    if images.dtype != np.uint8 and images.dtype.kind != "f":
+        raise TypeError(
+            f"batches expects uint8 images (scaled by 1/255) or float inputs (used as they are), got dtype {images.dtype}"
+        )
+    order = np.arange(len(images)) if indices is None else np.asarray(indices)
+    if shuffle:
+        order = make_rng(rng).permutation(order)
+    if drop_last:
+        order = order[: len(order) - len(order) % batch_size]
+    contiguous = not shuffle and indices is None
+    for x, chosen in iter_batches(images, order, batch_size, dtype=dtype, flatten=flatten, contiguous=contiguous):
+        yield x, np.asarray(labels[chosen], dtype=np.float32).reshape(-1, 1)
