@@ -109,7 +109,9 @@ def iter_batches(
     buffer = np.empty((min(batch_size, len(order)), *feature_shape), dtype) if reuse_buffer else None
     for start in range(0, len(order), batch_size):
         picked = order[start : start + batch_size]
-        chosen: Union[slice, np.ndarray] = slice(start, start + len(picked)) if contiguous else picked  # a view, no gather
+        chosen: Union[slice, np.ndarray] = (
+            slice(start, start + len(picked)) if contiguous else picked
+        )  # a view, no gather
         yield as_inputs(x[chosen], dtype, buffer, flatten=flatten), chosen
 
 
