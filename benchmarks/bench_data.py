@@ -5,7 +5,7 @@ process. Two sets: the shared photos (stored at 200x200) and the same photos re-
 500x375, the typical size of the original Kaggle files (made here, in a temporary folder).
 Also the peak memory of loading 25,000 photos. Figures are ratios measured in the same run.
 
-    python benchmarks/bench_data.py [--shared ../shared/data] [--repeat 3] [--skip-memory]
+    python benchmarks/bench_data.py [--data ../shared/data] [--repeat 3] [--skip-memory]
 """
 
 from __future__ import annotations
@@ -110,13 +110,20 @@ def bench_memory(source: Path, count: int = 25_000) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--data",
+        "--shared",
+        dest="shared",
+        type=Path,
+        default=Path(os.environ.get("NNLAYERS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
+        help="a folder holding dogs-vs-cats/train (Kaggle photos named cat.N.jpg, dog.N.jpg); default $NNLAYERS_SHARED_DATA or ../shared/data",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     source = args.shared / "dogs-vs-cats" / "train"
     if not source.is_dir():
-        sys.exit(f"shared photos not found at {source} (pass --shared)")
+        sys.exit(f"shared photos not found at {source} (pass --data DIR, a folder holding dogs-vs-cats/train)")
     WORK.mkdir(parents=True, exist_ok=True)
     print(f"cv2 {cv2.__version__}, {os.cpu_count()} cores, python {sys.version.split()[0]}")
     rows = [

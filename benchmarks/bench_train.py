@@ -6,7 +6,7 @@ Model ``12288-h-1`` (tanh, sigmoid, binary cross-entropy, plain SGD), the 6,002 
 run. The BLAS limit is only the first layer's two big products per batch (forward ``x @ W.T`` and
 weight gradient ``g.T @ x``), bare numpy float32 on ready-made float32 batches.
 
-    python benchmarks/bench_train.py [--shared ../shared/data] [--repeat 5] [--quick]
+    python benchmarks/bench_train.py [--data ../shared/data] [--repeat 5] [--quick]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nnlayers import SGD, BCELoss, Dense, Sequential, Sigmoid, Tanh, fit  # noqa: E402
+from nnlayers import SGD, BCELoss, Dense, Sequential, Sigmoid, Tanh, batches, fit  # noqa: E402
 from nnlayers.data import load_image_folder, to_inputs  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,6 +49,23 @@ def nnlayers_epoch(images: np.ndarray, labels: np.ndarray, hidden: int, batch_si
 
     def epoch() -> None:
         fit(model, loss_fn, opt, (images, labels), epochs=1, batch_size=batch_size, verbose=0)
+
+    return epoch
+
+
+def readme_loop_epoch(images: np.ndarray, labels: np.ndarray, hidden: int, batch_size: int) -> Callable[[], None]:
+    """One epoch of the loop as the README writes it, over `nnlayers.batches` (a fresh batch array each step)."""
+    model = Sequential([Dense(images[0].size, hidden, rng=0), Tanh(), Dense(hidden, 1, rng=1), Sigmoid()])
+    loss_fn, opt = BCELoss(), SGD(model.parameters(), lr=LR)
+    epochs = iter(range(10**9))
+
+    def epoch() -> None:
+        for x, y in batches(images, labels, batch_size, rng=next(epochs)):
+            loss = loss_fn(model(x), y)
+            model.backward(loss_fn.backward())
+            opt.step()
+            opt.zero_grad()
+        assert np.isfinite(loss)
 
     return epoch
 
@@ -196,6 +213,7 @@ def run_config(
         contenders = {
             "blas": blas_limit(images, hidden, batch_size),
             "nnlayers": nnlayers_epoch(images, labels, hidden, batch_size),
+            "readme": readme_loop_epoch(images, labels, hidden, batch_size),
             "seed": seed_epoch(images, labels, hidden, batch_size),
             "torch": torch_epoch(images, labels, hidden, batch_size),
             "sklearn": sklearn_epoch(images, labels, hidden, batch_size),
@@ -257,10 +275,11 @@ def plot(raw: Dict[str, object], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     configs = [k for k in raw if k not in ("scaling", "memory")]
-    names = ["blas", "nnlayers", "torch", "sklearn", "seed"]
+    names = ["blas", "nnlayers", "readme", "torch", "sklearn", "seed"]
     labels = {
         "blas": "BLAS limit",
-        "nnlayers": "nnlayers",
+        "nnlayers": "nnlayers fit",
+        "readme": "README loop",
         "torch": "PyTorch",
         "sklearn": "scikit-learn",
         "seed": "seed (float64)",
@@ -268,10 +287,10 @@ def plot(raw: Dict[str, object], path: Path) -> None:
     scaling_data = raw.get("scaling")
     fig, axes = plt.subplots(1, 2 if scaling_data else 1, figsize=(12 if scaling_data else 7, 4), squeeze=False)
     ax = axes[0, 0]
-    width = 0.16
+    width = 0.14
     for i, name in enumerate(names):
         values = [raw[c].get(name, 0) for c in configs]  # type: ignore[attr-defined]
-        ax.bar(np.arange(len(configs)) + (i - 2) * width, values, width, label=labels[name])
+        ax.bar(np.arange(len(configs)) + (i - 2.5) * width, values, width, label=labels[name])
     ax.set_xticks(np.arange(len(configs)), configs)
     ax.set_ylabel("seconds per epoch (6,002 photos)")
     ax.set_title("one epoch of 12288-h-1, lower is better")
@@ -314,7 +333,14 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--data",
+        "--shared",
+        dest="shared",
+        type=Path,
+        default=Path(os.environ.get("NNLAYERS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
+        help="a folder holding dogs-vs-cats/train (Kaggle photos named cat.N.jpg, dog.N.jpg); default $NNLAYERS_SHARED_DATA or ../shared/data",
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the scaling and memory runs")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
@@ -322,16 +348,16 @@ def main() -> None:
     args = parser.parse_args()
     source = args.shared / "dogs-vs-cats" / "train"
     if not source.is_dir():
-        sys.exit(f"shared photos not found at {source} (pass --shared)")
+        sys.exit(f"shared photos not found at {source} (pass --data DIR, a folder holding dogs-vs-cats/train)")
     data = load_image_folder(source)
     images, labels = np.ascontiguousarray(data.images), data.labels
     print(machine())
 
     raw: Dict[str, object] = {}
     print(
-        "\n| configuration | BLAS limit | nnlayers | seed (float64) | PyTorch | scikit-learn | nnlayers / BLAS | nnlayers / PyTorch | nnlayers / seed |"
+        "\n| configuration | BLAS limit | nnlayers fit | README loop | seed (float64) | PyTorch | scikit-learn | fit / BLAS | fit / PyTorch | README loop / PyTorch | fit / seed |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for label, hidden, batch in (
         ("h=64, batch 64", 64, 64),
         ("h=64, batch 256", 64, 256),
@@ -343,11 +369,11 @@ def main() -> None:
         def cell(name: str, r: Dict[str, float] = r) -> str:
             return f"{r[name]:.3f} s" if name in r else "n/a"
 
-        def ratio(name: str, r: Dict[str, float] = r) -> str:
-            return f"{r['nnlayers'] / r[name]:.2f}x" if name in r else "n/a"
+        def ratio(name: str, r: Dict[str, float] = r, ours: str = "nnlayers") -> str:
+            return f"{r[ours] / r[name]:.2f}x" if name in r and ours in r else "n/a"
 
         print(
-            f"| {label} | {cell('blas')} | {cell('nnlayers')} | {cell('seed')} | {cell('torch')} | {cell('sklearn')} | {ratio('blas')} | {ratio('torch')} | {ratio('seed')} |"
+            f"| {label} | {cell('blas')} | {cell('nnlayers')} | {cell('readme')} | {cell('seed')} | {cell('torch')} | {cell('sklearn')} | {ratio('blas')} | {ratio('torch')} | {ratio('torch', ours='readme')} | {ratio('seed')} |"
         )
 
     if not args.quick:

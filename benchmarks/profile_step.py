@@ -4,12 +4,13 @@ The same loop as `nnlayers.fit` (shuffled batches of uint8 photos converted to f
 reused buffer, forward, loss, backward without the pixels' gradient, SGD step, zero_grad), timed
 around each phase, next to the two bare first-layer products that make the "BLAS limit".
 
-    python benchmarks/profile_step.py [--shared ../shared/data] [--batch-size 64] [--epochs 3]
+    python benchmarks/profile_step.py [--data ../shared/data] [--batch-size 64] [--epochs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,12 +19,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nnlayers import SGD, BCELoss, Dense, Sequential, Sigmoid, Tanh, load_image_folder  # noqa: E402
-from nnlayers.train import _Split  # noqa: E402
+from nnlayers.batching import iter_batches  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--data",
+        "--shared",
+        dest="shared",
+        type=Path,
+        default=Path(os.environ.get("NNLAYERS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
+        help="a folder holding dogs-vs-cats/train (Kaggle photos named cat.N.jpg, dog.N.jpg); default $NNLAYERS_SHARED_DATA or ../shared/data",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
@@ -31,19 +39,23 @@ def main() -> None:
     images, labels = np.ascontiguousarray(data.images), data.labels
     model = Sequential([Dense(12288, 64, rng=0), Tanh(), Dense(64, 1, rng=1), Sigmoid()])
     loss_fn, opt = BCELoss(), SGD(model.parameters(), lr=0.0005)
-    split = _Split(images, labels, np.arange(len(labels)))
     rng = np.random.default_rng(0)
+
+    def epoch_batches():  # what fit does: shuffled, one reused float32 buffer
+        for x, chosen in iter_batches(images, rng.permutation(len(labels)), args.batch_size, reuse_buffer=True):
+            yield x, labels[chosen].astype(np.float32).reshape(-1, 1)
+
     phases = dict.fromkeys(["batch", "forward", "loss", "backward", "step", "zero_grad"], 0.0)
     steps = 0
     # one untimed epoch first: the photos' pages are mapped from the cache file on first touch,
     # which is a cost of the first epoch, not of a step
-    for x, y in split.batches(args.batch_size, np.dtype(np.float32), rng):
+    for x, y in epoch_batches():
         loss_fn(model(x), y)
         model.backward(loss_fn.backward(), input_grad=False)
         opt.step()
         opt.zero_grad()
     for _ in range(args.epochs):
-        batches = split.batches(args.batch_size, np.dtype(np.float32), rng)
+        batches = epoch_batches()
         while True:
             t0 = time.perf_counter()
             try:

@@ -45,8 +45,11 @@ def check_number(name: str, value: Any, low: float = 0.0, *, inclusive: bool = T
     """Return ``value`` as a float in ``[low, high]`` (``(low, high]`` without ``inclusive``), or raise."""
     ok = is_real(value) and (value >= low if inclusive else value > low) and value <= high
     if not ok:
-        bound = f"{'>=' if inclusive else '>'} {low:g}" + (f" and <= {high:g}" if np.isfinite(high) else "")
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
+        if np.isfinite(high):
+            bound = f"in {'[' if inclusive else '('}{low:g}, {high:g}]"
+        else:
+            bound = f"{'>=' if inclusive else '>'} {low:g}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
     return float(value)
 
 

@@ -95,3 +95,108 @@ def test_shape_error_from_inside_a_model_names_the_layer():
     model = Sequential([Dense(4, 3), Tanh(), Dense(2, 1)])
     with pytest.raises(ValueError, match=r"Dense\(2 -> 1\) expected input of shape \(N, 2\), got \(5, 3\)"):
         model(np.zeros((5, 4), dtype=np.float32))
+
+
+class CountingDense(Dense):
+    """A Dense that counts how often its input gradient is computed."""
+
+    input_grads = 0
+
+    def backward(self, grad_y):
+        type(self).input_grads += 1
+        return super().backward(grad_y)
+
+
+def test_the_readme_loop_does_not_compute_the_input_gradient():
+    """The loop exactly as the README writes it: only the parameters' gradients are computed."""
+    from nnlayers import SGD, BCELoss
+
+    CountingDense.input_grads = 0
+    model = Sequential([CountingDense(12, 5, rng=0), Tanh(), CountingDense(5, 1, rng=1), Sigmoid()])
+    twin = Sequential([Dense(12, 5, rng=0), Tanh(), Dense(5, 1, rng=1), Sigmoid()])
+    loss_fn, opt = BCELoss(), SGD(model.parameters(), lr=0.1)
+    x = np.random.default_rng(0).random((8, 12), dtype=np.float32)
+    y = (x[:, :1] > 0.5).astype(np.float32)
+    for _ in range(3):
+        loss = loss_fn(model(x), y)
+        result = model.backward(loss_fn.backward())
+        loss_fn(twin(x), y)
+        twin.backward(loss_fn.backward(), input_grad=True)
+        for (name, a), (_, b) in zip(model.named_parameters(), twin.named_parameters()):
+            np.testing.assert_array_equal(a.grad, b.grad, err_msg=name)  # same parameter gradients
+        opt.step()
+        opt.zero_grad()
+        twin.load_state_dict(model.state_dict())
+        twin.zero_grad()
+    assert result is None and np.isfinite(loss)
+    assert CountingDense.input_grads == 3  # the second Dense's, once a step; never the first's
+
+
+def test_input_gradient_on_request_equals_central_differences():
+    """``backward(..., input_grad=True)`` is the saliency map, checked against gradcheck's numbers."""
+    from nnlayers import gradcheck
+
+    model = Sequential([Dense(6, 4, rng=0, dtype=np.float64), Tanh(), Dense(4, 1, rng=1, dtype=np.float64)])
+    x = np.random.default_rng(1).normal(size=(3, 6))
+    out = model(x)
+    saliency = model.backward(np.ones_like(out), input_grad=True)
+    eps = 1e-6
+    numeric = np.zeros_like(x)
+    for index in np.ndindex(*x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[index] += eps
+        minus[index] -= eps
+        numeric[index] = (model(plus).sum() - model(minus).sum()) / (2 * eps)
+    np.testing.assert_allclose(saliency, numeric, rtol=1e-6, atol=1e-9)
+    assert gradcheck(model, x).errors["input"] < 1e-6  # gradcheck reaches the input gradient too
+
+
+def test_a_nested_sequential_passes_its_input_gradient_on():
+    inner = Sequential([Dense(3, 3, rng=0, dtype=np.float64), Tanh()])
+    outer = Sequential([Dense(4, 3, rng=1, dtype=np.float64), inner, Dense(3, 1, rng=2, dtype=np.float64)])
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    outer(x)
+    assert outer.backward(np.ones((5, 1))) is None
+    assert outer.backward(np.ones((5, 1)), input_grad=True).shape == (5, 4)
+    from nnlayers import gradcheck
+
+    assert gradcheck(outer, x).passed  # the nested model's input gradient flows into the first Dense
+
+
+def test_a_layer_object_used_twice_is_refused():
+    d = Dense(3, 3)
+    with pytest.raises(ValueError, match="can appear only once in a model"):
+        Sequential([d, Tanh(), d])
+    with pytest.raises(ValueError, match="already in it"):
+        Sequential([Sequential([d]), d])
+    a, b = Sequential([d]), Sequential([Tanh(), d])
+    with pytest.raises(ValueError, match="already in it"):
+        Sequential([a, b])
+    model = Sequential([Tanh()])
+    with pytest.raises(ValueError, match="this layer itself"):
+        model.append(model)
+
+
+def test_a_wrong_shape_gradient_is_blamed_on_the_layer_that_returned_it():
+    class Truncating(Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_y):
+            return grad_y[:, :2]
+
+    class Forgetful(Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_y):
+            grad_y * 2  # noqa: B018 - the missing return is the bug
+
+    for bad, message in (
+        (Truncating(), r"layer 2 \(Truncating\).*shape \(4, 2\), expected .* \(4, 3\)"),
+        (Forgetful(), r"layer 2 \(Forgetful\).*returned None"),
+    ):
+        model = Sequential([Dense(5, 3), Tanh(), bad, Dense(3, 1)])
+        model(np.ones((4, 5), dtype=np.float32))
+        with pytest.raises(ValueError, match=message):
+            model.backward(np.ones((4, 1), dtype=np.float32))

@@ -144,3 +144,91 @@ def test_writes_to_grad_after_zero_grad_are_kept():
     np.testing.assert_allclose(p.grad, expected, rtol=1e-15)
     p.zero_grad()
     assert not p.grad.any()
+
+
+@pytest.mark.parametrize(
+    "name, error, message",
+    [
+        ("", ValueError, "must not be empty"),
+        ("a.b", ValueError, "contains '.'"),
+        ("scale", ValueError, "'scale' is already used"),
+        ("forward", ValueError, "'forward' is already used"),
+        (3, TypeError, "expected a str name"),
+    ],
+)
+def test_register_parameter_and_module_refuse_bad_names(name, error, message):
+    layer = Affine()
+    with pytest.raises(error, match=message):
+        layer.register_parameter(name, np.ones(2))
+    with pytest.raises(error, match=message):
+        layer.register_module(name, Tanh())
+    with pytest.raises(error, match=message):
+        layer.register_buffer(name, np.ones(2))
+    assert [n for n, _ in layer.named_parameters()] == ["scale", "inner.weight", "inner.bias"]  # nothing added
+
+
+def test_assigning_a_parameter_or_layer_declares_it():
+    class Gain(Layer):
+        def __init__(self):
+            super().__init__()
+            self.gain = Parameter(np.full(2, 3.0))  # no register_parameter: still trained and saved
+            self.body = Dense(2, 2, rng=0, dtype=np.float64)
+
+    layer = Gain()
+    assert [n for n, _ in layer.named_parameters()] == ["gain", "body.weight", "body.bias"]
+    assert set(layer.state_dict()) == {"gain", "body.weight", "body.bias"}
+    layer.gain = Parameter(np.zeros(2))  # replacing keeps one entry
+    assert len(layer.parameters()) == 3 and not layer.parameters()[0].data.any()
+    with pytest.raises(TypeError, match="cannot assign ndarray to Gain.gain, a parameter"):
+        layer.gain = np.ones(2)
+    layer.body = None  # removing a sub-layer
+    assert [n for n, _ in layer.named_parameters()] == ["gain"]
+
+
+def test_the_old_register_layer_method_still_works_with_a_warning():
+    layer = Layer()
+    with pytest.warns(DeprecationWarning, match="renamed register_module"):
+        layer.register_layer("inner", Tanh())
+    assert [name for name, _ in layer.named_children()] == ["inner"]
+
+
+def test_buffers_are_saved_loaded_and_cast_but_not_trained():
+    class Running(Layer):
+        def __init__(self):
+            super().__init__()
+            self.weight = Parameter(np.ones(2, np.float32))
+            self.register_buffer("mean", np.zeros(2, np.float32))
+            self.register_buffer("count", np.array(0, np.int64))
+
+    model = Sequential([Running()])
+    assert list(model.state_dict()) == ["0.weight", "0.mean", "0.count"]  # parameters, then buffers, as torch
+    assert len(model.parameters()) == 1
+    model.load_state_dict({"0.weight": np.ones(2), "0.mean": np.array([1.0, 2.0]), "0.count": np.array(5)})
+    assert model[0].mean.tolist() == [1.0, 2.0] and int(model[0].count) == 5
+    model.to(np.float64)
+    assert model[0].mean.dtype == np.float64 and model[0].count.dtype == np.int64
+    model[0].mean = np.array([7.0, 8.0])  # assigning a new array updates the buffer
+    assert model.state_dict()["0.mean"].tolist() == [7.0, 8.0]
+
+
+def test_saved_values_and_backward_before_forward():
+    layer = Tanh()
+    with pytest.raises(RuntimeError, match=r"Tanh.backward\(\) called before forward\(\)"):
+        layer.saved("y")
+    y = layer(np.array([[0.5]]))
+    assert layer.saved("y") is y
+    with pytest.raises(KeyError, match="did not save 'x'"):
+        layer.saved("x")
+
+
+def test_layer_without_super_init_starts_in_training_mode():
+    class Lazy(Layer):
+        def __init__(self):  # forgot super().__init__()
+            self.k = 2
+
+        def forward(self, x):
+            return x * self.k
+
+    layer = Lazy()
+    assert layer.training is True and Layer.training is True
+    assert layer.parameters() == [] and layer(np.ones(1))[0] == 2

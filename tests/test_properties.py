@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -48,6 +48,8 @@ def test_activation_gradcheck(x, layer):
 )
 def test_model_gradcheck(x, hidden, activation, seed):
     model = Sequential([Dense(x.shape[1], hidden, rng=seed), activation(), Dense(hidden, 1, rng=seed + 1), Sigmoid()])
+    if activation is ReLU:  # a pre-activation within a step of 0 puts ReLU's kink inside the difference
+        assume(np.abs(model[0](x)).min() > 1e-4)
     assert gradcheck(model, x).passed
 
 

@@ -274,3 +274,61 @@ def test_state_dict_loads_into_torch(tmp_path):
     twin.load_state_dict({k: torch.from_numpy(v) for k, v in loaded.state_dict().items()}, strict=True)
     x = np.random.default_rng(0).random((4, 48)).astype(np.float32)
     np.testing.assert_allclose(twin(torch.from_numpy(x)).detach().numpy(), loaded(x), rtol=1e-5)
+
+
+def test_registered_classes_are_keyed_by_module_and_name(tmp_path):
+    from nnlayers.serialize import layer_key, registered_layers
+
+    assert layer_key(Swish) == f"{__name__}.Swish" and registered_layers()[layer_key(Swish)] is Swish
+    header = read_header(save(MODELS["custom"](), tmp_path / "c.nnl"))
+    assert header["architecture"]["layers"][1] == {
+        "type": "Swish",
+        "module": __name__,
+        "config": {"beta": 0.5, "width": 3},
+    }
+    assert header["architecture"]["layers"][0]["type"] == "Dense"  # built-ins keep their bare names
+
+
+def test_a_second_class_under_a_taken_key_is_an_error():
+    def make():
+        class Twin(Layer):
+            pass
+
+        return Twin
+
+    first, second = make(), make()
+    register_layer(first)
+    register_layer(first)  # the same class again is fine
+    with pytest.raises(ValueError, match=r"another class is already registered as '.*\.Twin'"):
+        register_layer(second)
+    assert register_layer(replace=True)(second) is second  # a notebook cell run again
+
+
+def test_a_class_of_the_same_name_from_another_module_does_not_collide(tmp_path):
+    from nnlayers.serialize import registered_layers
+
+    class Swish(Layer):  # noqa: F811 - same name as the module-level class, another key
+        def forward(self, x):
+            return x
+
+    Swish.__module__ = "elsewhere"
+    register_layer(Swish)
+    assert registered_layers()["elsewhere.Swish"] is Swish
+    assert registered_layers()[f"{__name__}.Swish"] is not Swish
+    loaded = load(save(MODELS["custom"](), tmp_path / "c.nnl"))  # the file names its module: no ambiguity
+    assert type(loaded[1]).__module__ == __name__
+
+
+def test_stale_temporary_files_are_removed_by_the_next_save(tmp_path):
+    target = tmp_path / "m.nnl"
+    save(MODELS["seed"](), target)
+    killed = [tmp_path / ".m.nnl.999999999.abc.tmp", tmp_path / ".m.nnl.k2j3h4.tmp"]  # a dead writer; an old name
+    for leftover in killed:
+        leftover.write_bytes(b"half a model")
+    alive = tmp_path / f".m.nnl.{os.getppid()}.xyz.tmp"  # a writer that still runs keeps its file
+    alive.write_bytes(b"in progress")
+    other = tmp_path / ".other.nnl.999999999.abc.tmp"  # another model's file is not ours to remove
+    other.write_bytes(b"x")
+    save(MODELS["seed"](), target)
+    assert not any(p.exists() for p in killed) and alive.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name, "m.nnl"])
