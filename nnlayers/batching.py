@@ -7,7 +7,7 @@ flattened to rows for a dense model or kept ``(B, H, W, C)`` for a convolutional
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -62,7 +62,7 @@ def train_test_split(
 
 
 #: ``k / 255`` for every byte value, per dtype: converting a batch is then one table lookup.
-_SCALED = {np.dtype(t): np.arange(256, dtype=t) / np.asarray(255, dtype=t) for t in (np.float32, np.float64)}
+_SCALED: Dict[np.dtype, np.ndarray] = {np.dtype(t): np.arange(256, dtype=t) / t(255) for t in (np.float32, np.float64)}
 
 
 def to_inputs(
