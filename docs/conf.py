@@ -28,6 +28,7 @@ napoleon_numpy_docstring = False
 napoleon_custom_sections = ["Shape"]
 napoleon_use_ivar = True
 
-html_theme = "alabaster"
+html_theme = "furo"  # maintained, readable on phones; wide tables scroll inside the page
 html_static_path = ["_static"]
+html_css_files = ["tables.css"]
 html_title = f"nnlayers {release}"
