@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 import numpy as np
 
 from .module import Array, Layer
+from .util import is_int
 
 
 class Sequential(Layer):
@@ -132,7 +133,7 @@ class Sequential(Layer):
     def __getitem__(self, index: Union[int, slice]) -> Union[Layer, Sequential]:
         if isinstance(index, slice):
             return Sequential(self._layers[index])
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        if not is_int(index):
             raise TypeError(f"Sequential indices must be integers or slices, got {type(index).__name__}")
         if not -len(self._layers) <= index < len(self._layers):
             raise IndexError(f"Sequential index {index} is out of range for {len(self._layers)} layers")

@@ -20,6 +20,7 @@ from numpy.typing import DTypeLike
 from .functional import sigmoid
 from .init import Initializer, RandomSource, get_initializer, make_rng
 from .module import Array, Layer, check_float_input
+from .util import check_positive_int
 
 
 def _check_grad_shape(layer: Layer, grad_y: Array, expected: tuple) -> Array:
@@ -75,9 +76,8 @@ class Dense(Layer):
         rng: Union[None, int, RandomSource] = None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"Dense {name} must be a positive int, got {value!r}")
+        check_positive_int("Dense in_features", in_features)
+        check_positive_int("Dense out_features", out_features)
         dtype = np.dtype(dtype)
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(f"Dense dtype must be floating point, got {dtype}")

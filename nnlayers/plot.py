@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .train import History
-
-PathLike = Union[str, "os.PathLike[str]"]
+from .callbacks import History
+from .util import PathLike
 
 
 def _pyplot() -> Any:
