@@ -15,35 +15,50 @@ subclass::
 from .batching import Subset, batches, split_indices, train_test_split
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, MonitorCallback
 from .container import Sequential
+from .conv import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, MaxPool2D
 from .data import ImageDataset, load_image_folder
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck
 from .images import ImageLoadError, load_image
-from .layers import Dense, ReLU, Sigmoid, Tanh
+from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import BCELoss, BCEWithLogitsLoss, Loss
 from .module import Layer, Parameter
-from .optim import SGD
+from .norm import BatchNorm1D, BatchNorm2D, Dropout
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
 from .serialize import ModelFileError, load, read_header, register_layer, save
 from .train import evaluate, fit, predict, predict_proba
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adam",
+    "AdamW",
+    "AvgPool2D",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "BatchNorm1D",
+    "BatchNorm2D",
     "Callback",
+    "Conv2D",
     "Dense",
+    "Dropout",
     "EarlyStopping",
+    "Flatten",
+    "GlobalAvgPool2D",
     "GradcheckError",
     "GradcheckResult",
     "History",
     "ImageDataset",
     "ImageLoadError",
     "Layer",
+    "LeakyReLU",
     "Loss",
+    "MaxPool2D",
     "ModelCheckpoint",
     "ModelFileError",
     "MonitorCallback",
+    "Optimizer",
     "Parameter",
+    "RMSprop",
     "ReLU",
     "SGD",
     "Sequential",
@@ -52,6 +67,7 @@ __all__ = [
     "Tanh",
     "__version__",
     "batches",
+    "clip_grad_norm",
     "evaluate",
     "fit",
     "gradcheck",

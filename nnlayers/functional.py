@@ -6,6 +6,8 @@ Layers are thin objects over these functions: they call them in ``forward``, kee
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import numpy as np
 
 Array = np.ndarray
@@ -29,3 +31,68 @@ def sigmoid(z: Array) -> Array:
 def log1p_exp(z: Array) -> Array:
     """``log(1 + exp(z))`` (softplus) without overflow: ``max(z, 0) + log1p(exp(-|z|))``."""
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+# --- convolution helpers (channels-last: (N, H, W, C)) --------------------------------------------
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Spatial size after a window of ``kernel`` moved by ``stride`` over ``size`` padded by ``padding``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def pad_hw(x: Array, padding: Tuple[int, int], value: float = 0.0) -> Array:
+    """``x`` ``(N, H, W, C)`` with ``padding = (ph, pw)`` rows and columns of ``value`` on each side."""
+    ph, pw = padding
+    if not ph and not pw:
+        return x
+    return np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=value)
+
+
+def windows(xp: Array, kernel: Tuple[int, int], stride: Tuple[int, int], out_hw: Tuple[int, int]) -> Array:
+    """A read-only view ``(N, Ho, Wo, kh, kw, C)`` of every window of the padded input (no copy)."""
+    n, _, _, c = xp.shape
+    s_n, s_h, s_w, s_c = xp.strides
+    return np.lib.stride_tricks.as_strided(
+        xp,
+        shape=(n, out_hw[0], out_hw[1], kernel[0], kernel[1], c),
+        strides=(s_n, s_h * stride[0], s_w * stride[1], s_h, s_w, s_c),
+        writeable=False,
+    )
+
+
+def im2col(
+    x: Array, kernel: Tuple[int, int], stride: Tuple[int, int], padding: Tuple[int, int], out: Optional[Array] = None
+) -> Array:
+    """Every window of ``x`` ``(N, H, W, C)`` as one row: ``(N * Ho * Wo, kh * kw * C)``.
+
+    In channels-last the rows come out in the order the input is stored, so a convolution is
+    this copy and one matrix product, with no transposes. ``out`` is a buffer to reuse.
+    """
+    xp = pad_hw(x, padding)
+    n, c = x.shape[0], x.shape[3]
+    ho = output_size(x.shape[1], kernel[0], stride[0], padding[0])
+    wo = output_size(x.shape[2], kernel[1], stride[1], padding[1])
+    shape = (n, ho, wo, kernel[0], kernel[1], c)
+    cols = (
+        out.reshape(shape)
+        if out is not None and out.size == np.prod(shape) and out.dtype == x.dtype
+        else np.empty(shape, x.dtype)
+    )
+    np.copyto(cols, windows(xp, kernel, stride, (ho, wo)))
+    return cols.reshape(n * ho * wo, kernel[0] * kernel[1] * c)
+
+
+def col2im(
+    cols: Array, x_shape: Tuple[int, ...], kernel: Tuple[int, int], stride: Tuple[int, int], padding: Tuple[int, int]
+) -> Array:
+    """The adjoint of `im2col`: add each row's entries back to the input positions they came from."""
+    n, h, w, c = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    ho, wo = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    grads = cols.reshape(n, ho, wo, kh, kw, c)
+    dxp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, i : i + sh * ho : sh, j : j + sw * wo : sw, :] += grads[:, :, :, i, j, :]
+    return dxp[:, ph : ph + h, pw : pw + w, :]

@@ -18,9 +18,9 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .functional import sigmoid
-from .init import Initializer, RandomSource, get_initializer, make_rng
-from .module import Array, Layer, check_float_input
-from .util import check_positive_int
+from .init import Initializer, RandomSource, initial_weights, make_rng
+from .module import Array, Layer, Parameter, check_float_input
+from .util import check_positive_int, is_real
 
 
 def _check_grad_shape(layer: Layer, grad_y: Array, expected: tuple) -> Array:
@@ -42,7 +42,8 @@ class Dense(Layer):
         init: Weight initialiser: ``"xavier_uniform"`` (the default; Glorot, suits tanh and
             sigmoid and trains the seed's model well), ``"normal"`` (the seed's
             ``randn * 0.01``), ``"xavier_normal"``, ``"he_normal"``, ``"he_uniform"`` (for ReLU),
-            or a callable ``f((out, in), rng) -> array``. Biases start at zero, as in the seed.
+            ``"torch"`` (``torch.nn.Linear``'s own, biases included), or a callable
+            ``f((out, in), rng) -> array``. Biases start at zero, as in the seed.
         dtype: ``np.float32`` (default) or ``np.float64``.
         rng: A ``numpy.random.Generator``, a ``RandomState`` or an int seed, for reproducible
             weights; ``None`` draws fresh ones.
@@ -83,9 +84,9 @@ class Dense(Layer):
             raise TypeError(f"Dense dtype must be floating point, got {dtype}")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
-        values = get_initializer(init)((self.out_features, self.in_features), make_rng(rng))
-        self.weight = self.register_parameter("weight", np.asarray(values, dtype=dtype))
-        self.bias = self.register_parameter("bias", np.zeros(self.out_features, dtype)) if bias else None
+        weight, bias_values = initial_weights(init, (self.out_features, self.in_features), bias, make_rng(rng), dtype)
+        self.weight = Parameter(weight)
+        self.bias = Parameter(bias_values) if bias_values is not None else None
 
     def forward(self, x: Array) -> Array:
         x = check_float_input(self._name(), x, self.weight.data.dtype)
@@ -210,3 +211,43 @@ class ReLU(Activation):
     def backward(self, grad_y: Array) -> Array:
         grad_y, y = self._grad(grad_y)
         return grad_y * (y > 0)
+
+
+class LeakyReLU(Activation):
+    """Leaky rectified linear unit: ``x`` where positive, ``negative_slope * x`` elsewhere (``torch.nn.LeakyReLU``).
+
+    Args:
+        negative_slope: The slope for negative inputs (default 0.01).
+
+    Shape:
+        - Input: ``(N, *)``, floating point.
+        - Output: same shape and dtype.
+
+    Examples:
+        >>> LeakyReLU(0.1)(np.array([[-2.0, 3.0]]))
+        array([[-0.2,  3. ]])
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        if not is_real(negative_slope):
+            raise ValueError(f"LeakyReLU negative_slope must be a number, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: Array) -> Array:
+        x = self._input(x)
+        positive = x > 0  # the gradient at exactly 0 is the slope, as in torch
+        self.save_for_backward(positive=positive)
+        return np.where(positive, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, grad_y: Array) -> Array:
+        positive = self.saved("positive")
+        grad_y = _check_grad_shape(self, grad_y, positive.shape)
+        return np.where(positive, grad_y, grad_y * grad_y.dtype.type(self.negative_slope))
+
+    def get_config(self) -> Dict[str, Any]:
+        """Constructor arguments that rebuild this layer."""
+        return {"negative_slope": self.negative_slope}
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"

@@ -157,6 +157,9 @@ class Layer:
 
     #: ``True`` after `train`, ``False`` after `eval`; layers start in training mode.
     training: bool = True
+    #: Whether the layer takes images ``(N, H, W, C)`` rather than rows ``(N, D)``: `fit` and
+    #: `predict` give a model's first layer the form it takes.
+    takes_images: bool = False
 
     def __init__(self) -> None:
         self.__dict__.update(_params={}, _children={}, _buffers={}, _saved=None)

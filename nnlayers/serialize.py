@@ -26,8 +26,10 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type, Ty
 import numpy as np
 
 from .container import Sequential
-from .layers import Dense, ReLU, Sigmoid, Tanh
+from .conv import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, MaxPool2D
+from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
 from .module import Layer
+from .norm import BatchNorm1D, BatchNorm2D, Dropout
 from .util import PathLike, atomic_write_bytes
 
 MAGIC = b"NNLAYERS"
@@ -37,7 +39,11 @@ ALLOWED_DTYPES = frozenset({"<f4", "<f8", "<f2", "<i8", "<i4", "|u1", "|i1", "|b
 
 LayerT = TypeVar("LayerT", bound=Type[Layer])
 #: Built-in layers are stored under their bare class names; custom ones under ``module.QualName``.
-BUILTIN_LAYERS: Dict[str, Type[Layer]] = {cls.__name__: cls for cls in (Dense, Tanh, Sigmoid, ReLU, Sequential)}
+BUILTIN_LAYERS: Dict[str, Type[Layer]] = {
+    cls.__name__: cls
+    for cls in (Dense, Tanh, Sigmoid, ReLU, LeakyReLU, Sequential, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D)
+    + (Flatten, BatchNorm1D, BatchNorm2D, Dropout)
+}
 _REGISTRY: Dict[str, Type[Layer]] = dict(BUILTIN_LAYERS)
 
 
@@ -197,7 +203,7 @@ def _serialize(header: Dict[str, Any], arrays: Mapping[str, np.ndarray]) -> List
     chunks: List[bytes] = []
     offset = 0
     for name, array in arrays.items():
-        data = np.ascontiguousarray(array)
+        data = np.asarray(array, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         data = data.astype(data.dtype.newbyteorder("<"), copy=False)
         if data.dtype.str not in ALLOWED_DTYPES:
             raise TypeError(f"cannot save array {name!r} of dtype {array.dtype}; numeric arrays only")

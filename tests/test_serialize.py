@@ -332,3 +332,42 @@ def test_stale_temporary_files_are_removed_by_the_next_save(tmp_path):
     save(MODELS["seed"](), target)
     assert not any(p.exists() for p in killed) and alive.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name, "m.nnl"])
+
+
+def test_a_cnn_round_trips_exactly(tmp_path):
+    from nnlayers import (
+        AvgPool2D,
+        BatchNorm1D,
+        BatchNorm2D,
+        Conv2D,
+        Dropout,
+        GlobalAvgPool2D,
+        LeakyReLU,
+        MaxPool2D,
+    )
+
+    model = Sequential(
+        [
+            Conv2D(3, 4, 3, padding=1, rng=0),
+            BatchNorm2D(4, momentum=None),
+            LeakyReLU(0.2),
+            MaxPool2D(3, stride=2, padding=1),
+            Conv2D(4, 6, (3, 1), stride=(1, 2), bias=False, rng=1),
+            AvgPool2D(2),
+            Sequential([BatchNorm2D(6, affine=False), GlobalAvgPool2D()]),
+            Dropout(0.3),
+            Dense(6, 5, rng=2),
+            BatchNorm1D(5, eps=1e-3, track_running_stats=False),
+            Dense(5, 1, rng=3),
+        ]
+    )
+    x = np.random.default_rng(0).random((6, 10, 10, 3), dtype=np.float32)
+    model(x)  # running statistics that are not the initial ones
+    loaded = load(save(model, tmp_path / "cnn.nnl"))
+    assert repr(loaded) == repr(model)
+    for key, value in model.state_dict().items():
+        again = loaded.state_dict()[key]
+        assert again.dtype == value.dtype and again.shape == value.shape and again.tobytes() == value.tobytes(), key
+    model.eval()
+    np.testing.assert_array_equal(loaded(x), model(x))
+    assert [layer.get_config() for layer in loaded] == [layer.get_config() for layer in model]

@@ -87,3 +87,159 @@ def test_state_dict_keys_and_shapes_match_torch_and_load_back():
     back.load_state_dict(theirs.state_dict())  # CPU tensors load directly
     for name, value in back.state_dict().items():
         np.testing.assert_array_equal(value, ours.state_dict()[name])
+
+
+# --- convolutional layers ----------------------------------------------------------------------
+
+from nnlayers import (  # noqa: E402
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    LeakyReLU,
+    MaxPool2D,
+)
+
+
+def nchw(a):
+    return a.transpose(0, 3, 1, 2) if a.ndim == 4 else a
+
+
+def nhwc(a):
+    return a.transpose(0, 2, 3, 1) if a.ndim == 4 else a
+
+
+def layer_pairs():
+    def conv(**kw):
+        ours = Conv2D(3, 5, dtype=np.float64, rng=0, **kw)
+        theirs = torch.nn.Conv2d(
+            3, 5, kw["kernel_size"], kw.get("stride", 1), kw.get("padding", 0), bias=kw.get("bias", True)
+        )
+        return ours, theirs.double()
+
+    yield "conv 3x3 same", *conv(kernel_size=3, padding=1)
+    yield "conv 5x5 stride 2", *conv(kernel_size=5, stride=2, padding=2)
+    yield "conv 2x3 no bias", *conv(kernel_size=(2, 3), stride=(2, 1), bias=False)
+    yield "maxpool 2", MaxPool2D(2), torch.nn.MaxPool2d(2)
+    yield "maxpool 3/2 pad 1", MaxPool2D(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)
+    yield "avgpool 3/2 pad 1", AvgPool2D(3, 2, 1), torch.nn.AvgPool2d(3, 2, 1)
+    yield "global avg", GlobalAvgPool2D(), torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    yield "flatten", Flatten(), torch.nn.Flatten()
+    yield "batchnorm2d", BatchNorm2D(3, dtype=np.float64), torch.nn.BatchNorm2d(3).double()
+    yield (
+        "batchnorm2d momentum None",
+        BatchNorm2D(3, momentum=None, dtype=np.float64),
+        torch.nn.BatchNorm2d(3, momentum=None).double(),
+    )
+    yield "leaky relu", LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)
+
+
+@pytest.mark.parametrize("name, ours, theirs", list(layer_pairs()), ids=lambda v: v if isinstance(v, str) else "")
+def test_each_image_layer_agrees_with_torch(name, ours, theirs):
+    rng = np.random.default_rng(1)
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()}, strict=True)
+    for mode in ("train", "eval"):
+        ours.train(mode == "train"), theirs.train(mode == "train")
+        x = np.maximum(rng.normal(size=(3, 9, 8, 3)), 0)  # ReLU-like inputs: ties in the max pools
+        tx = torch.tensor(nchw(x), requires_grad=True)
+        ty = theirs(tx)
+        y = ours(x)
+        np.testing.assert_allclose(y, nhwc(ty.detach().numpy()), rtol=0, atol=1e-10, err_msg=f"{name} {mode} output")
+        g = rng.normal(size=y.shape)
+        ty.backward(torch.from_numpy(nchw(g)))
+        ours.zero_grad()
+        np.testing.assert_allclose(
+            ours.backward(g), nhwc(tx.grad.numpy()), rtol=0, atol=1e-10, err_msg=f"{name} input grad"
+        )
+        for (pname, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
+            np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=0, atol=1e-10, err_msg=f"{name} {mode} {pname}")
+            tp.grad = None
+        for key, value in theirs.state_dict().items():  # running statistics
+            np.testing.assert_allclose(
+                ours.state_dict()[key], value.numpy(), rtol=0, atol=1e-12, err_msg=f"{name} {key}"
+            )
+
+
+def both_cnns(dtype=np.float64):
+    ours = Sequential(
+        [
+            Conv2D(3, 4, 3, padding=1, dtype=dtype, rng=0),
+            BatchNorm2D(4, dtype=dtype),
+            ReLU(),
+            MaxPool2D(2),
+            Conv2D(4, 6, 3, stride=2, padding=1, dtype=dtype, rng=1),
+            BatchNorm2D(6, dtype=dtype),
+            ReLU(),
+            Flatten(),
+            Dropout(0.5, rng=0),
+            Dense(6 * 3 * 3, 5, dtype=dtype, rng=2),
+            ReLU(),
+            BatchNorm1D(5, dtype=dtype),
+            Dense(5, 1, dtype=dtype, rng=3),
+        ]
+    )
+    theirs = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(4, 6, 3, stride=2, padding=1),
+        torch.nn.BatchNorm2d(6),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(6 * 3 * 3, 5),
+        torch.nn.ReLU(),
+        torch.nn.BatchNorm1d(5),
+        torch.nn.Linear(5, 1),
+    ).to(torch.float64 if dtype == np.float64 else torch.float32)
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()}, strict=True)
+    return ours, theirs
+
+
+def test_a_cnn_trained_twenty_sgd_steps_agrees_with_torch():
+    ours, theirs = both_cnns()
+    ours[8].eval(), theirs[8].eval()  # dropout off, batch norm in training mode
+    opt = SGD(ours.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    topt = torch.optim.SGD(theirs.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    loss_fn, rng = BCEWithLogitsLoss(), np.random.default_rng(5)
+    for step in range(20):
+        x = rng.random((8, 12, 12, 3))
+        y = (rng.random((8, 1)) > 0.5).astype(np.float64)
+        loss = loss_fn(ours(x), y)
+        ours.backward(loss_fn.backward())
+        opt.step()
+        opt.zero_grad()
+        tloss = torch.nn.functional.binary_cross_entropy_with_logits(
+            theirs(torch.from_numpy(nchw(x))), torch.from_numpy(y)
+        )
+        topt.zero_grad()
+        tloss.backward()
+        topt.step()
+        assert abs(loss - tloss.item()) < 1e-10, f"step {step}"
+    for key, value in theirs.state_dict().items():  # weights and running statistics
+        np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=0, atol=1e-10, err_msg=key)
+    ours.eval(), theirs.eval()
+    x = rng.random((5, 12, 12, 3))
+    np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(nchw(x))).detach().numpy(), rtol=0, atol=1e-10)
+
+
+def test_a_cnn_state_dict_loads_strictly_into_torch_and_back(tmp_path):
+    from nnlayers import load, save
+
+    ours, _ = both_cnns(np.float32)
+    ours.train()
+    ours(np.random.default_rng(0).random((6, 12, 12, 3), dtype=np.float32))  # non-trivial running statistics
+    ours = load(save(ours, tmp_path / "cnn.nnl"))  # through a model file too
+    _, theirs = both_cnns(np.float32)
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()}, strict=True)
+    theirs.eval()
+    x = np.random.default_rng(1).random((4, 12, 12, 3), dtype=np.float32)
+    np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(nchw(x))).detach().numpy(), rtol=1e-5, atol=1e-6)
+    back, _ = both_cnns(np.float32)
+    back.load_state_dict(theirs.state_dict())
+    for key, value in ours.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[key], value, err_msg=key)

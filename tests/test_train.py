@@ -312,3 +312,66 @@ def test_a_large_but_finite_loss_of_another_kind_is_not_divergence():
     model = make_model(logits=True)
     history = fit(model, SquaredError(), SGD(model.parameters(), lr=1e-4), (x, y), epochs=3, verbose=0)
     assert not history.diverged and len(history.epochs) == 3 and history.history["loss"][0] > 10
+
+
+def shapes_set(n=160, size=12, seed=0):
+    """uint8 images: a bright square (class 1) or a bright cross (class 0) on noise."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, (n, size, size, 3)).astype(np.uint8)
+    labels = np.arange(n) % 2
+    for img, label in zip(images, labels):
+        if label:
+            img[3:9, 3:9] = 220
+        else:
+            img[5:7, 2:10] = 220
+            img[2:10, 5:7] = 220
+    return images, labels
+
+
+def small_cnn():
+    from nnlayers import BatchNorm2D, Conv2D, Dropout, Flatten, MaxPool2D, ReLU
+
+    return Sequential(
+        [
+            Conv2D(3, 6, 3, padding=1, rng=0),
+            BatchNorm2D(6),
+            ReLU(),
+            MaxPool2D(2),
+            Flatten(),
+            Dropout(0.2, rng=0),
+            Dense(6 * 6 * 6, 1, rng=1),
+        ]
+    )
+
+
+def test_fit_evaluate_and_predict_a_cnn_on_uint8_images():
+    from nnlayers import BCEWithLogitsLoss
+
+    images, labels = shapes_set()
+    model = small_cnn()
+    history = fit(
+        model, BCEWithLogitsLoss(), SGD(model.parameters(), lr=0.05, momentum=0.9), (images, labels),
+        epochs=6, batch_size=16, validation=0.25, verbose=0,
+    )  # fmt: skip
+    assert history.history["val_accuracy"][-1] >= 0.9 and not model.training
+    scores = evaluate(model, (images, labels))
+    assert scores["accuracy"] >= 0.9
+    assert not model.training  # evaluate leaves the mode as it found it
+    p = predict_proba(model, images)
+    assert p.shape == (len(images),) and np.array_equal(p, predict_proba(model, images))  # eval: no dropout noise
+    np.testing.assert_array_equal(predict(model, images), (p > 0.5).astype(int))
+    manual = 1 / (1 + np.exp(-model(images.astype(np.float32) / 255).ravel()))  # the images as the model takes them
+    np.testing.assert_allclose(p, manual, rtol=1e-5)
+
+
+def test_fit_trains_in_training_mode_and_evaluates_in_evaluation_mode():
+    from nnlayers import BCEWithLogitsLoss
+
+    images, labels = shapes_set(n=64)
+    model = small_cnn().eval()  # fit switches to training mode itself
+    fit(model, BCEWithLogitsLoss(), SGD(model.parameters(), lr=0.01), (images, labels), epochs=2, batch_size=16,
+        validation=0.25, verbose=0)  # fmt: skip
+    # 48 training images in batches of 16: 3 steps an epoch update the running statistics;
+    # validating (12 images, each epoch) does not
+    assert int(model[1].num_batches_tracked) == 2 * 3
+    assert not model.training and not model[5].training  # left in evaluation mode
