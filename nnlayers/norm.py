@@ -169,7 +169,7 @@ class BatchNorm1D(_BatchNorm):
         >>> y = bn(np.array([[1.0, 2.0, 3.0], [3.0, 6.0, 9.0]]))
         >>> y.round(3)
         array([[-1., -1., -1.],
-               [ 1.,  1.,  1.]])
+               [ 1.,  1.,  1.]], dtype=float32)
         >>> bn.running_mean.round(3)  # moved 10% towards the batch mean
         array([0.2, 0.4, 0.6], dtype=float32)
     """
@@ -211,7 +211,7 @@ class Dropout(Layer):
     Examples:
         >>> drop = Dropout(0.5, rng=0)
         >>> drop(np.ones((1, 6)))  # training: kept entries doubled
-        array([[2., 0., 2., 2., 0., 0.]])
+        array([[2., 0., 0., 0., 2., 2.]])
         >>> drop.eval()(np.ones((1, 6)))
         array([[1., 1., 1., 1., 1., 1.]])
     """
