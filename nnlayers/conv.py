@@ -4,8 +4,9 @@
 Activations are channels-last, as the image loader gives them and Keras computes them; weights
 keep PyTorch's layout (``Conv2D.weight`` is ``(out_channels, in_channels, kh, kw)``) and state-dict
 keys, so a model's weights load into the ``torch.nn`` model of the same layers. A convolution is
-an im2col copy and one matrix product (`nnlayers.functional.im2col`); its backward is two
-products and, unless the layer is the first, the adjoint copy `nnlayers.functional.col2im`.
+an im2col copy and one matrix product (`nnlayers.functional.im2col`); its backward is one
+product for the weights and, unless the layer is the first, one product per kernel offset for
+the input (`nnlayers.functional.conv_input_grad`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .functional import col2im, im2col, output_size, pad_hw, windows
+from .functional import conv_input_grad, im2col, output_size, pad_hw, windows
 from .init import Initializer, RandomSource, initial_weights, make_rng
 from .module import Array, Layer, Parameter, check_float_input
 from .util import check_positive_int, is_int
@@ -156,8 +157,7 @@ class Conv2D(SpatialLayer):
 
     def backward(self, grad_y: Array) -> Array:
         g = self._param_grads(grad_y)
-        grad_cols = g @ self._weight_matrix().T
-        return col2im(grad_cols, self.saved("x_shape"), self.kernel_size, self.stride, self.padding)
+        return conv_input_grad(g, self.weight.data, self.saved("x_shape"), self.stride, self.padding)
 
     def get_config(self) -> Dict[str, Any]:
         """Constructor arguments that rebuild this layer (weights aside)."""
@@ -245,35 +245,64 @@ class MaxPool2D(_Pool2D):
                [13., 15.]])
     """
 
+    def _offsets(self, xp: Array, out_hw: Tuple[int, int]) -> Any:
+        """``((i, j), view)`` for each window position: the strided view of what it sees in every window."""
+        (kh, kw), (sh, sw), (ho, wo) = self.kernel_size, self.stride, out_hw
+        for i in range(kh):
+            for j in range(kw):
+                yield (i, j), xp[:, i : i + sh * ho : sh, j : j + sw * wo : sw, :]
+
     def forward(self, x: Array) -> Array:
         x = _check_images(self, x, None)
-        ho, wo = self._out_hw(x)
-        n, c = x.shape[0], x.shape[3]
-        kh, kw = self.kernel_size
-        if (
-            self.stride == self.kernel_size
-            and not any(self.padding)
-            and x.shape[1] == ho * kh
-            and x.shape[2] == wo * kw
-        ):
-            # windows that tile the image: regroup without as_strided (a plain reshape)
-            flat = x.reshape(n, ho, kh, wo, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, ho, wo, kh * kw, c)
-        else:
-            xp = pad_hw(x, self.padding, value=-np.inf)
-            flat = windows(xp, self.kernel_size, self.stride, (ho, wo)).reshape(n, ho, wo, kh * kw, c)
-        arg = flat.argmax(axis=3)  # first maximum, as torch
-        self.save_for_backward(arg=arg, x_shape=x.shape)
-        return np.take_along_axis(flat, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+        out_hw = self._out_hw(x)
+        xp = pad_hw(x, self.padding, value=-np.inf)
+        views = self._offsets(xp, out_hw)
+        y = np.array(next(views)[1])
+        for _, view in views:  # kh * kw - 1 passes over the output: no window array is built
+            np.maximum(y, view, out=y)
+        self.save_for_backward(xp=xp, y=y, x_shape=x.shape)
+        return y
 
     def backward(self, grad_y: Array) -> Array:
-        arg, x_shape = self.saved("arg", "x_shape")
+        xp, y, x_shape = self.saved("xp", "y", "x_shape")
         grad_y = np.asarray(grad_y)
-        if grad_y.shape != arg.shape:
+        if grad_y.shape != y.shape:
             raise ValueError(
-                f"{type(self).__name__}.backward expected a gradient of shape {arg.shape}, got {grad_y.shape}"
+                f"{type(self).__name__}.backward expected a gradient of shape {y.shape}, got {grad_y.shape}"
             )
-        kw = self.kernel_size[1]
-        return self._scatter(lambda i, j: np.where(arg == i * kw + j, grad_y, 0), x_shape, grad_y.dtype)
+        (kh, kw), (n, h, w, c) = self.kernel_size, x_shape
+        if self.stride == self.kernel_size and xp.shape == x_shape and h == y.shape[1] * kh and w == y.shape[2] * kw:
+            return self._tiled_backward(xp, y, grad_y)
+        return self._general_backward(xp, y, grad_y, x_shape)
+
+    def _tiled_backward(self, x: Array, y: Array, grad_y: Array) -> Array:
+        """Windows that tile the image: a few whole-array passes, each pixel compared with its window's maximum."""
+        (kh, kw), (n, ho, wo, c) = self.kernel_size, y.shape
+        blocks = x.reshape(n, ho, kh, wo, kw, c)  # a view: window rows and columns as axes 2 and 4
+        expand = (slice(None), slice(None), None, slice(None), None, slice(None))
+        # among the entries equal to the maximum, the first in row-major order wins (as torch):
+        # score each position kh*kw - p where it equals the maximum, and keep the best score
+        rank = np.arange(kh * kw, 0, -1, dtype=np.uint8 if kh * kw < 256 else np.uint16).reshape(1, 1, kh, 1, kw, 1)
+        score = (blocks == y[expand]) * rank
+        best = score[:, :, 0, :, 0, :].copy()
+        for i in range(kh):
+            for j in range(kw):
+                np.maximum(best, score[:, :, i, :, j, :], out=best)
+        return ((score == best[expand]) * grad_y[expand]).reshape(x.shape)
+
+    def _general_backward(self, xp: Array, y: Array, grad_y: Array, x_shape: Tuple[int, ...]) -> Array:
+        """Overlapping or padded windows: find each window's winning offset, then add the gradients there."""
+        views = list(self._offsets(xp, y.shape[1:3]))
+        winner = np.zeros(y.shape, np.uint8)
+        running = np.array(views[0][1])
+        for k, (_, view) in enumerate(views[1:], 1):
+            np.putmask(winner, view > running, k)  # strictly greater: ties stay with the earlier one
+            np.maximum(running, view, out=running)
+        (ph, pw), (n, h, w, c) = self.padding, x_shape
+        dxp = np.zeros(xp.shape, grad_y.dtype)
+        for k, (_, destination) in enumerate(self._offsets(dxp, y.shape[1:3])):
+            destination += np.where(winner == k, grad_y, 0)
+        return dxp[:, ph : ph + h, pw : pw + w, :]
 
 
 class AvgPool2D(_Pool2D):

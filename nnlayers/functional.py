@@ -83,16 +83,24 @@ def im2col(
     return cols.reshape(n * ho * wo, kernel[0] * kernel[1] * c)
 
 
-def col2im(
-    cols: Array, x_shape: Tuple[int, ...], kernel: Tuple[int, int], stride: Tuple[int, int], padding: Tuple[int, int]
+def conv_input_grad(
+    grad: Array, weight: Array, x_shape: Tuple[int, ...], stride: Tuple[int, int], padding: Tuple[int, int]
 ) -> Array:
-    """The adjoint of `im2col`: add each row's entries back to the input positions they came from."""
+    """The gradient of a convolution's input: each kernel offset's product added where it came from.
+
+    ``grad`` is the output gradient as rows ``(N * Ho * Wo, out)``, ``weight`` is ``(out, in, kh,
+    kw)``. For every offset ``(i, j)`` one product ``grad @ weight[:, :, i, j]`` (rows of ``in``
+    values, contiguous) is added to the input pixels that offset read: the adjoint of `im2col`,
+    without building its ``kh * kw`` times larger matrix.
+    """
     n, h, w, c = x_shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    _, _, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = stride, padding
     ho, wo = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-    grads = cols.reshape(n, ho, wo, kh, kw, c)
-    dxp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), cols.dtype)
+    dxp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), grad.dtype)
+    part = np.empty((grad.shape[0], c), grad.dtype)
     for i in range(kh):
         for j in range(kw):
-            dxp[:, i : i + sh * ho : sh, j : j + sw * wo : sw, :] += grads[:, :, :, i, j, :]
+            np.matmul(grad, weight[:, :, i, j], out=part)
+            dxp[:, i : i + sh * ho : sh, j : j + sw * wo : sw, :] += part.reshape(n, ho, wo, c)
     return dxp[:, ph : ph + h, pw : pw + w, :]

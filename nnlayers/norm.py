@@ -74,8 +74,8 @@ class _BatchNorm(Layer):
 
     def forward(self, x: Array) -> Array:
         rows = self._features(x)
-        use_batch = self.training or not self.track_running_stats
-        if use_batch:
+        batch_stats = self.training or not self.track_running_stats
+        if batch_stats:
             if len(rows) < 2 and self.training:
                 raise ValueError(
                     f"{self} needs more than one value per channel in training, got input of shape {np.shape(x)}"
@@ -86,16 +86,18 @@ class _BatchNorm(Layer):
             if self.training and self.track_running_stats:
                 self._update_running(mean, var, len(rows))
         else:
-            mean, var = self.running_mean, self.running_var
-            centred = rows - mean
-        inv_std = 1.0 / np.sqrt(var + self.eps)
-        normalised = centred * inv_std.astype(rows.dtype)
-        out = (
-            normalised * self.weight.data + self.bias.data
-            if self.weight is not None and self.bias is not None
-            else normalised
-        )
-        self.save_for_backward(normalised=normalised, inv_std=inv_std.astype(rows.dtype), batch_stats=use_batch)
+            mean, var, centred = self.running_mean, self.running_var, None
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(rows.dtype)
+        scale = inv_std * self.weight.data if self.weight is not None else inv_std
+        shift = self.bias.data if self.bias is not None else 0
+        # y = (x - mean) * inv_std * weight + bias, as few passes over the activations as possible
+        if centred is not None:
+            out = centred * scale
+            out += shift
+        else:
+            out = rows * scale
+            out += shift - mean * scale
+        self.save_for_backward(rows=rows, centred=centred, mean=mean, inv_std=inv_std, batch_stats=batch_stats)
         return out.reshape(np.shape(x))
 
     def _update_running(self, mean: Array, var: Array, count: int) -> None:
@@ -108,13 +110,15 @@ class _BatchNorm(Layer):
         self.running_var += factor * unbiased
 
     def backward(self, grad_y: Array) -> Array:
-        normalised, inv_std, batch_stats = self.saved("normalised", "inv_std", "batch_stats")
+        rows, centred, mean, inv_std, batch_stats = self.saved("rows", "centred", "mean", "inv_std", "batch_stats")
         grad_y = np.asarray(grad_y)
-        if grad_y.size != normalised.size or grad_y.shape[-1] != self.num_features:
+        if grad_y.size != rows.size or grad_y.shape[-1] != self.num_features:
             raise ValueError(f"{type(self).__name__}.backward expected a gradient like its output, got {grad_y.shape}")
-        g = grad_y.reshape(normalised.shape).astype(normalised.dtype, copy=False)
+        g = grad_y.reshape(rows.shape).astype(rows.dtype, copy=False)
         grad_bias = g.sum(axis=0)
-        grad_weight = np.einsum("ij,ij->j", g, normalised)
+        # sum(g * normalised) without building normalised: inv_std * (sum(g x) - mean sum(g))
+        g_dot_x = np.einsum("ij,ij->j", g, centred if centred is not None else rows)
+        grad_weight = inv_std * (g_dot_x if centred is not None else g_dot_x - mean * grad_bias)
         if self.weight is not None and self.bias is not None:
             self.weight.accumulate(grad_weight)
             self.bias.accumulate(grad_bias)
@@ -122,9 +126,11 @@ class _BatchNorm(Layer):
         if not batch_stats:  # running statistics are constants: a per-channel scale
             return (g * scale).reshape(grad_y.shape)
         m = len(g)
-        # the batch mean and variance depend on every input: dx = scale (g - mean(g) - xhat mean(g xhat))
-        grad_x = g - (grad_bias / m) - normalised * (grad_weight / m)
-        grad_x *= scale
+        # the batch mean and variance depend on every input:
+        # dx = scale * (g - mean(g) - normalised * mean(g * normalised)), normalised = centred * inv_std
+        grad_x = g * scale
+        grad_x -= scale * grad_bias / m
+        grad_x -= centred * (scale * inv_std * grad_weight / m)
         return grad_x.reshape(grad_y.shape)
 
     def get_config(self) -> Dict[str, Any]:
