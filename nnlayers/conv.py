@@ -270,7 +270,7 @@ class MaxPool2D(_Pool2D):
             raise ValueError(
                 f"{type(self).__name__}.backward expected a gradient of shape {y.shape}, got {grad_y.shape}"
             )
-        (kh, kw), (n, h, w, c) = self.kernel_size, x_shape
+        (kh, kw), (h, w) = self.kernel_size, x_shape[1:3]
         if self.stride == self.kernel_size and xp.shape == x_shape and h == y.shape[1] * kh and w == y.shape[2] * kw:
             return self._tiled_backward(xp, y, grad_y)
         return self._general_backward(xp, y, grad_y, x_shape)
@@ -298,7 +298,7 @@ class MaxPool2D(_Pool2D):
         for k, (_, view) in enumerate(views[1:], 1):
             np.putmask(winner, view > running, k)  # strictly greater: ties stay with the earlier one
             np.maximum(running, view, out=running)
-        (ph, pw), (n, h, w, c) = self.padding, x_shape
+        (ph, pw), (h, w) = self.padding, x_shape[1:3]
         dxp = np.zeros(xp.shape, grad_y.dtype)
         for k, (_, destination) in enumerate(self._offsets(dxp, y.shape[1:3])):
             destination += np.where(winner == k, grad_y, 0)
