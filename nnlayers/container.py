@@ -142,7 +142,8 @@ class Sequential(Layer):
     def summary(self, input_shape: Union[int, Sequence[int]], print_fn: Callable[[str], None] = print) -> None:
         """Print each layer, its output shape and parameter count, and the totals (as Keras).
 
-        Runs one forward pass on a zero example to learn the shapes.
+        Runs one forward pass on a zero example, in evaluation mode (no running statistic moves), to
+        learn the shapes.
 
         Args:
             input_shape: The shape of one example, without the batch: ``12288`` or ``(12288,)``.
@@ -162,14 +163,21 @@ class Sequential(Layer):
         shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)
         x = np.zeros((1, *shape), dtype=self.dtype or np.float32)
         rows: List[Tuple[str, str, int]] = []
-        for name, layer in self.named_children():
-            x = layer(x)
-            count = sum(p.size for p in layer.parameters())
-            rows.append((f"{name} ({type(layer).__name__})", str((None, *x.shape[1:])), count))
-        rule = "=" * 49
-        print_fn(f"{'Layer (type)':<22}{'Output Shape':<19}{'Param #':>8}")
+        modes = [(layer, layer.training) for _, layer in self.named_modules()]
+        self.eval()
+        try:
+            for name, layer in self.named_children():
+                x = layer(x)
+                count = sum(p.size for p in layer.parameters())
+                rows.append((f"{name} ({type(layer).__name__})", str((None, *x.shape[1:])), count))
+        finally:
+            for layer, mode in modes:
+                layer.training = mode
+        width = max([19, *(len(out_shape) + 2 for _, out_shape, _ in rows)])
+        rule = "=" * (30 + width)
+        print_fn(f"{'Layer (type)':<22}{'Output Shape':<{width}}{'Param #':>8}")
         print_fn(rule)
         for label, out_shape, count in rows:
-            print_fn(f"{label:<22}{out_shape:<19}{count:>8,}")
+            print_fn(f"{label:<22}{out_shape:<{width}}{count:>8,}")
         print_fn(rule)
         print_fn(f"Total params: {sum(p.size for p in self.parameters()):,}")

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .functional import conv_input_grad, im2col, output_size, pad_hw, windows
+from .functional import column_sums, conv_input_grad, im2col, output_size, pad_hw, windows
 from .init import Initializer, RandomSource, initial_weights, make_rng
 from .module import Array, Layer, Parameter, check_float_input
 from .util import check_positive_int, is_int
@@ -152,7 +152,7 @@ class Conv2D(SpatialLayer):
         grad_w = (cols.T @ g).reshape(kh, kw, self.in_channels, self.out_channels).transpose(3, 2, 0, 1)
         self.weight.accumulate(grad_w)
         if self.bias is not None:
-            self.bias.accumulate(g.sum(axis=0))
+            self.bias.accumulate(column_sums(g))
         return g
 
     def backward(self, grad_y: Array) -> Array:
@@ -293,7 +293,7 @@ class MaxPool2D(_Pool2D):
     def _general_backward(self, xp: Array, y: Array, grad_y: Array, x_shape: Tuple[int, ...]) -> Array:
         """Overlapping or padded windows: find each window's winning offset, then add the gradients there."""
         views = list(self._offsets(xp, y.shape[1:3]))
-        winner = np.zeros(y.shape, np.uint8)
+        winner = np.zeros(y.shape, np.uint8 if len(views) < 256 else np.int32)
         running = np.array(views[0][1])
         for k, (_, view) in enumerate(views[1:], 1):
             np.putmask(winner, view > running, k)  # strictly greater: ties stay with the earlier one

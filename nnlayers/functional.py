@@ -28,6 +28,16 @@ def sigmoid(z: Array) -> Array:
     return np.where(z >= 0, r, e * r)
 
 
+def column_sums(rows: Array) -> Array:
+    """``rows.sum(axis=0)`` of a 2-D array, as one BLAS product with a vector of ones.
+
+    numpy sums the columns of a tall ``(M, C)`` array one row at a time on one core; the product
+    ``ones @ rows`` reads it once on every core, several times faster for activations of
+    millions of entries (batch norm's means, a convolution's bias gradient).
+    """
+    return np.ones(len(rows), rows.dtype) @ rows
+
+
 def log1p_exp(z: Array) -> Array:
     """``log(1 + exp(z))`` (softplus) without overflow: ``max(z, 0) + log1p(exp(-|z|))``."""
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))

@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 from numpy.typing import DTypeLike
 
+from .functional import column_sums
 from .init import RandomSource, make_rng
 from .module import Array, Layer, Parameter, check_float_input
 from .util import check_number, check_positive_int
@@ -80,7 +81,7 @@ class _BatchNorm(Layer):
                 raise ValueError(
                     f"{self} needs more than one value per channel in training, got input of shape {np.shape(x)}"
                 )
-            mean = rows.mean(axis=0)
+            mean = column_sums(rows) / len(rows)
             centred = rows - mean
             var = np.einsum("ij,ij->j", centred, centred) / len(rows)  # biased, for normalising
             if self.training and self.track_running_stats:
@@ -115,7 +116,7 @@ class _BatchNorm(Layer):
         if grad_y.size != rows.size or grad_y.shape[-1] != self.num_features:
             raise ValueError(f"{type(self).__name__}.backward expected a gradient like its output, got {grad_y.shape}")
         g = grad_y.reshape(rows.shape).astype(rows.dtype, copy=False)
-        grad_bias = g.sum(axis=0)
+        grad_bias = column_sums(g)
         # sum(g * normalised) without building normalised: inv_std * (sum(g x) - mean sum(g))
         g_dot_x = np.einsum("ij,ij->j", g, centred if centred is not None else rows)
         grad_weight = inv_std * (g_dot_x if centred is not None else g_dot_x - mean * grad_bias)
