@@ -12,6 +12,7 @@ subclass::
     opt.zero_grad()
 """
 
+from .augment import ColorJitter, Compose, RandomCrop, RandomFlip
 from .batching import Subset, batches, split_indices, train_test_split
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, MonitorCallback
 from .container import Sequential
@@ -19,13 +20,15 @@ from .conv import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, MaxPool2D
 from .data import ImageDataset, load_image_folder
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck
 from .images import ImageLoadError, load_image
-from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
-from .losses import BCELoss, BCEWithLogitsLoss, Loss
+from .inference import evaluate, predict, predict_proba
+from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from .module import Layer, Parameter
 from .norm import BatchNorm1D, BatchNorm2D, Dropout
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
+from .schedules import CosineAnnealingLR, ExponentialLR, LinearLR, MultiStepLR, ReduceLROnPlateau, StepLR
 from .serialize import ModelFileError, load, read_header, register_layer, save
-from .train import evaluate, fit, predict, predict_proba
+from .train import fit
 
 __version__ = "0.1.0"
 
@@ -38,10 +41,15 @@ __all__ = [
     "BatchNorm1D",
     "BatchNorm2D",
     "Callback",
+    "ColorJitter",
+    "Compose",
     "Conv2D",
+    "CosineAnnealingLR",
+    "CrossEntropyLoss",
     "Dense",
     "Dropout",
     "EarlyStopping",
+    "ExponentialLR",
     "Flatten",
     "GlobalAvgPool2D",
     "GradcheckError",
@@ -51,18 +59,25 @@ __all__ = [
     "ImageLoadError",
     "Layer",
     "LeakyReLU",
+    "LinearLR",
     "Loss",
     "MaxPool2D",
     "ModelCheckpoint",
     "ModelFileError",
     "MonitorCallback",
+    "MultiStepLR",
     "Optimizer",
     "Parameter",
     "RMSprop",
+    "RandomCrop",
+    "RandomFlip",
     "ReLU",
+    "ReduceLROnPlateau",
     "SGD",
     "Sequential",
     "Sigmoid",
+    "Softmax",
+    "StepLR",
     "Subset",
     "Tanh",
     "__version__",

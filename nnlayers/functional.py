@@ -28,6 +28,24 @@ def sigmoid(z: Array) -> Array:
     return np.where(z >= 0, r, e * r)
 
 
+def log_softmax(z: Array, axis: int = -1) -> Array:
+    """``log(softmax(z))`` without overflow: ``z - max - log(sum(exp(z - max)))``."""
+    shifted = z - z.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax(z: Array, axis: int = -1) -> Array:
+    """``exp(z) / sum(exp(z))`` along ``axis``, shifted by the maximum so that ``exp`` never overflows.
+
+    Examples:
+        >>> softmax(np.array([[1000.0, 1000.0], [0.0, np.log(3.0)]])).round(3)
+        array([[0.5 , 0.5 ],
+               [0.25, 0.75]])
+    """
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
 def column_sums(rows: Array) -> Array:
     """``rows.sum(axis=0)`` of a 2-D array, as one BLAS product with a vector of ones.
 

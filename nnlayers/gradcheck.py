@@ -105,7 +105,8 @@ def gradcheck(
         if target is None:
             raise ValueError("gradcheck of a loss needs the target")
         loss_fn = copy.deepcopy(layer)
-        y_true = np.asarray(target, dtype=np.float64)
+        y_true = np.asarray(target)  # class indices stay integers
+        y_true = y_true if y_true.dtype.kind in "iu" else y_true.astype(np.float64)
 
         def objective() -> float:
             return float(loss_fn(x, y_true))

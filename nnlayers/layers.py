@@ -17,7 +17,7 @@ from typing import Any, Dict, Tuple, Union
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .functional import sigmoid
+from .functional import sigmoid, softmax
 from .init import Initializer, RandomSource, initial_weights, make_rng
 from .module import Array, Layer, Parameter, check_float_input
 from .util import check_positive_int, is_real
@@ -251,3 +251,27 @@ class LeakyReLU(Activation):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class Softmax(Activation):
+    """``exp(x) / sum(exp(x))`` over the last axis: class probabilities (``torch.nn.Softmax(dim=-1)``).
+
+    Stable for large inputs (shifted by the maximum). For training, prefer ending the model with
+    the last `Dense` and using `nnlayers.CrossEntropyLoss`, which takes the raw scores and fuses
+    the softmax exactly; `nnlayers.predict_proba` applies the softmax for you.
+
+    Shape:
+        - Input: ``(N, K)``, floating point.
+        - Output: same shape, each row summing to 1.
+
+    Examples:
+        >>> Softmax()(np.array([[0.0, np.log(3.0)]])).round(3)
+        array([[0.25, 0.75]])
+    """
+
+    def forward(self, x: Array) -> Array:
+        return self._output(softmax(self._input(x)))
+
+    def backward(self, grad_y: Array) -> Array:
+        grad_y, s = self._grad(grad_y)
+        return s * (grad_y - np.sum(grad_y * s, axis=-1, keepdims=True))  # the Jacobian diag(s) - s s^T

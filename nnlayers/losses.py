@@ -1,4 +1,5 @@
-"""Losses: `BCELoss` (after a `Sigmoid`) and `BCEWithLogitsLoss` (fused, on raw scores).
+"""Losses: `BCELoss` (after a `Sigmoid`), `BCEWithLogitsLoss` (fused, on raw scores) and
+`CrossEntropyLoss` (K classes, on raw scores).
 
 ``loss_fn(pred, target)`` returns a Python float; ``loss_fn.backward()`` returns ``dL/dpred``,
 already divided by the batch size for ``reduction="mean"`` (the seed's ``1/m``).
@@ -10,14 +11,21 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .functional import log1p_exp, sigmoid
+from .functional import log1p_exp, log_softmax, sigmoid
 from .module import Array, check_float_input
 
 REDUCTIONS = ("mean", "sum")
 
 
 class Loss:
-    """Base class of the losses: ``forward(pred, target) -> float`` and ``backward() -> dL/dpred``."""
+    """Base class of the losses: ``forward(pred, target) -> float`` and ``backward() -> dL/dpred``.
+
+    `targets` turns a data set's labels into what ``forward`` takes: ``(N, 1)`` floats for the
+    binary losses, ``(N,)`` class indices for `CrossEntropyLoss`.
+    """
+
+    #: ``"binary"`` (one output, labels 0/1) or ``"classes"`` (K outputs, class indices).
+    task = "binary"
 
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in REDUCTIONS:
@@ -30,6 +38,10 @@ class Loss:
 
     def __call__(self, pred: Array, target: Array) -> float:
         return self.forward(pred, target)
+
+    def targets(self, labels: Array, dtype: np.dtype) -> Array:
+        """Data-set labels ``(N,)`` as the targets ``forward`` takes (binary: ``(N, 1)`` of ``dtype``)."""
+        return np.asarray(labels).astype(dtype).reshape(-1, 1)
 
     def backward(self) -> Array:
         """The gradient of the last loss with respect to ``pred``, same shape and dtype."""
@@ -140,3 +152,85 @@ class BCEWithLogitsLoss(Loss):
         loss, scale = self._reduce(per_example, len(z))
         self._grad = ((sigmoid(z) - y) * scale).astype(z.dtype, copy=False)  # seed: dZ2 = A2 - Y
         return loss
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax and cross-entropy fused, on raw scores ``(N, K)`` and class indices ``(N,)``.
+
+    As ``torch.nn.CrossEntropyLoss``: per example ``-log softmax(z)[y]``; with ``weight``, each
+    example counts ``weight[y]`` and the mean divides by the sum of those weights; with
+    ``label_smoothing`` ``e``, the target is ``1 - e`` on the class plus ``e / K`` spread over all
+    of them. The gradient is ``softmax(z) - onehot(y)`` (scaled likewise), the K-class form of the
+    seed's ``dZ2 = A2 - Y``.
+
+    Args:
+        weight: A weight per class ``(K,)`` (rarer classes counted more), or ``None``.
+        reduction: ``"mean"`` or ``"sum"``.
+        label_smoothing: In [0, 1).
+
+    Shape:
+        - pred: ``(N, K)`` raw scores (logits), any real values.
+        - target: ``(N,)`` integers in ``[0, K)``.
+        - backward(): the shape and dtype of ``pred``.
+
+    Examples:
+        >>> loss_fn = CrossEntropyLoss()
+        >>> round(loss_fn(np.array([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]]), np.array([2, 0])), 4)
+        0.5494
+        >>> loss_fn.backward().round(3)
+        array([[ 0.167,  0.167, -0.333],
+               [-0.   ,  0.   ,  0.   ]])
+    """
+
+    task = "classes"
+
+    def __init__(self, weight: Optional[Array] = None, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__(reduction)
+        self.weight = None if weight is None else np.asarray(weight, dtype=np.float64)
+        if self.weight is not None and (
+            self.weight.ndim != 1 or not np.all(np.isfinite(self.weight)) or (self.weight < 0).any()
+        ):
+            raise ValueError(f"CrossEntropyLoss weight must be a 1-D array of non-negative numbers, got {weight!r}")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"CrossEntropyLoss label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
+
+    def targets(self, labels: Array, dtype: np.dtype) -> Array:
+        return np.asarray(labels).astype(np.int64).reshape(-1)
+
+    def forward(self, pred: Array, target: Array) -> float:
+        z = check_float_input("CrossEntropyLoss pred", pred)
+        if z.ndim != 2 or z.shape[0] == 0:
+            raise ValueError(f"CrossEntropyLoss expected pred of shape (N, K), raw class scores, got {z.shape}")
+        n, k = z.shape
+        y = np.asarray(target)
+        if y.shape != (n,) or y.dtype.kind not in "iu":
+            raise ValueError(
+                f"CrossEntropyLoss expected integer class indices of shape ({n},), got {y.dtype} {y.shape}"
+            )
+        if y.min() < 0 or y.max() >= k:
+            raise ValueError(
+                f"CrossEntropyLoss targets must be class indices in [0, {k}), got {int(y.min())}..{int(y.max())}"
+            )
+        w = np.ones(k) if self.weight is None else self.weight
+        if len(w) != k:
+            raise ValueError(f"CrossEntropyLoss weight has {len(w)} entries for {k} classes")
+        log_p = log_softmax(z)
+        e = self.label_smoothing
+        # coefficient of each -log p[i, c]: (1 - e) w[y_i] on the true class, e / K w[c] on every class
+        coef = np.zeros_like(log_p)
+        coef[np.arange(n), y] = (1 - e) * w[y]
+        if e:
+            coef += (e / k) * w
+        divisor = float(w[y].sum()) if self.reduction == "mean" else 1.0
+        if divisor == 0:
+            raise ValueError("CrossEntropyLoss: the weights of every target class are 0")
+        loss = float(np.sum(-log_p * coef / divisor))
+        grad = (np.exp(log_p) * coef.sum(axis=1, keepdims=True) - coef) / divisor  # d/dz of the above
+        self._grad = grad.astype(z.dtype, copy=False)
+        return loss
+
+    def __repr__(self) -> str:
+        extra = f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
+        extra += ", weight=[...]" if self.weight is not None else ""
+        return f"CrossEntropyLoss(reduction={self.reduction!r}{extra})"

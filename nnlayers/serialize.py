@@ -27,7 +27,7 @@ import numpy as np
 
 from .container import Sequential
 from .conv import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, MaxPool2D
-from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
+from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .module import Layer
 from .norm import BatchNorm1D, BatchNorm2D, Dropout
 from .util import PathLike, atomic_write_bytes
@@ -41,7 +41,19 @@ LayerT = TypeVar("LayerT", bound=Type[Layer])
 #: Built-in layers are stored under their bare class names; custom ones under ``module.QualName``.
 BUILTIN_LAYERS: Dict[str, Type[Layer]] = {
     cls.__name__: cls
-    for cls in (Dense, Tanh, Sigmoid, ReLU, LeakyReLU, Sequential, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D)
+    for cls in (
+        Dense,
+        Tanh,
+        Sigmoid,
+        ReLU,
+        LeakyReLU,
+        Softmax,
+        Sequential,
+        Conv2D,
+        MaxPool2D,
+        AvgPool2D,
+        GlobalAvgPool2D,
+    )
     + (Flatten, BatchNorm1D, BatchNorm2D, Dropout)
 }
 _REGISTRY: Dict[str, Type[Layer]] = dict(BUILTIN_LAYERS)

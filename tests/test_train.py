@@ -43,7 +43,7 @@ def test_fit_learns_and_records_history():
         model, BCELoss(), SGD(model.parameters(), lr=0.3), (x, y), epochs=15, batch_size=32, validation=0.25, verbose=0
     )
     assert history.epochs == list(range(1, 16))
-    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     assert history.history["val_accuracy"][-1] > 0.9
     assert not model.training  # fit leaves the model in evaluation mode

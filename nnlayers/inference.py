@@ -1,0 +1,235 @@
+"""Using a model: `predict_proba`, `predict` and `evaluate`, for binary and K-class models.
+
+A model with one output column is binary: its output is a probability (after a final `Sigmoid`)
+or a logit, and `predict_proba` gives the probability of class 1, ``(N,)``. A model with K > 1
+columns is a K-class classifier: probabilities after a final `Softmax`, logits otherwise, and
+`predict_proba` gives ``(N, K)``. Every pass runs in evaluation mode, batch by batch.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .batching import Subset, iter_batches
+from .container import Sequential
+from .data import ImageDataset
+from .functional import sigmoid, softmax
+from .images import image_size, load_image
+from .layers import Sigmoid, Softmax
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
+from .module import Array, Layer
+from .util import PathLike
+
+#: What `fit` and `evaluate` take as data: an `ImageDataset`, a `Subset`, or ``(x, y)`` with ``x``
+#: uint8 images ``(N, H, W, 3)`` (scaled by 1/255 batch by batch) or float features, ``y`` labels.
+Data = Union[ImageDataset, Subset, Tuple[np.ndarray, np.ndarray]]
+
+
+def as_subset(data: Data, name: str = "data") -> Subset:
+    """Any accepted form of data as a `Subset`, checked: matching lengths, not empty, integer labels >= 0."""
+    if isinstance(data, Subset):
+        return data
+    if isinstance(data, ImageDataset):
+        return Subset(data.images, data.labels, np.arange(len(data.labels)))
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(f"{name} must be an ImageDataset or a tuple (x, y) (or a Subset), got {type(data).__name__}")
+    x, y = np.asarray(data[0]), np.asarray(data[1])
+    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+    if y.ndim != 1 or len(x) != len(y):
+        raise ValueError(
+            f"{name}: expected x of shape (N, ...) and labels of shape (N,) or (N, 1), got {x.shape} and {y.shape}"
+        )
+    if len(x) == 0:
+        raise ValueError(f"{name} is empty")
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: labels must be class indices 0, 1, ..., got dtype {y.dtype}")
+    bad = y[~(np.isfinite(y) & (y >= 0) & (y == np.round(y)))] if y.dtype.kind == "f" else y[y < 0]
+    if len(bad):
+        raise ValueError(f"{name}: labels must be class indices 0, 1, ..., got {np.unique(bad)[:5].tolist()}")
+    return Subset(x, y, np.arange(len(y)))
+
+
+def check_labels(data: Subset, classes: int, name: str = "data") -> None:
+    """Refuse labels outside ``0 .. classes - 1``, naming them (a binary model takes 0 and 1)."""
+    labels = data.labels()
+    bad = labels[labels >= classes]
+    if len(bad):
+        allowed = "0 or 1" if classes == 2 else f"class indices in [0, {classes})"
+        raise ValueError(f"{name}: labels must be {allowed}, got {np.unique(bad)[:5].tolist()}")
+
+
+def last_layer(model: Layer) -> Layer:
+    """The layer that makes the model's output: the last leaf, inside nested `Sequential` models too."""
+    while isinstance(model, Sequential) and len(model):
+        model = model[len(model) - 1]
+    return model
+
+
+def flattens_input(model: Layer) -> bool:
+    """Whether the model takes flattened rows ``(N, D)`` (a dense first layer) rather than images."""
+    first = model
+    while isinstance(first, Sequential) and len(first):
+        first = first[0]
+    return not getattr(first, "takes_images", False)
+
+
+def model_outputs(model: Layer, data: Subset, batch_size: int = 256) -> Array:
+    """The model's raw outputs ``(N, K)`` in evaluation mode, batch by batch; NaN or infinity is an error."""
+    dtype = model.dtype or np.dtype(np.float32)
+    was_training = model.training
+    model.eval()
+    batches = iter_batches(
+        data.x, data.indices, batch_size, dtype=dtype, flatten=flattens_input(model), reuse_buffer=True
+    )
+    try:  # copies: the input buffer is reused, and an output may be a view of it
+        outputs = [np.array(model(xb)).reshape(len(xb), -1) for xb, _ in batches]
+    finally:
+        model.train(was_training)
+    raw = np.concatenate(outputs) if outputs else np.zeros((0, 1), dtype)
+    bad = ~np.isfinite(raw).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"the model's outputs are NaN or infinite for {int(bad.sum())} of {len(raw)} examples: its weights are "
+            "probably NaN or infinite (a diverged training run, or a damaged model); retrain it with a smaller learning rate"
+        )
+    return raw
+
+
+def probabilities(model: Layer, raw: Array) -> Array:
+    """Raw outputs ``(N, K)`` as probabilities: ``(N,)`` for a binary model, ``(N, K)`` for K classes."""
+    last = last_layer(model)
+    if raw.shape[1] == 1:
+        column = raw[:, 0]
+        return column if isinstance(last, Sigmoid) else sigmoid(column)
+    if isinstance(last, Sigmoid):
+        raise ValueError(
+            f"the model ends in a Sigmoid with {raw.shape[1]} outputs: a binary model has one output column; "
+            f"for {raw.shape[1]} classes end it with Dense(..., {raw.shape[1]}) and train with CrossEntropyLoss"
+        )
+    return raw if isinstance(last, Softmax) else softmax(raw)
+
+
+def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, batch_size: int = 256) -> Array:
+    """Class probabilities: ``(N,)`` for a binary model (of class 1), ``(N, K)`` for a K-class one.
+
+    Args:
+        model: A trained model; outputs after a final `Sigmoid` or `Softmax` are probabilities,
+            any other outputs are taken as logits.
+        x: uint8 images ``(N, H, W, 3)``, float inputs ``(N, ...)``, or a list of image files
+            (decoded with ``model.preprocessing``, as saved in the model file).
+        batch_size: Examples per forward pass (bounds memory).
+
+    Raises:
+        ValueError: The model's outputs are NaN or infinite, or it ends in a `Sigmoid` with more
+            than one output.
+    """
+    if isinstance(x, (list, tuple)) and (not x or isinstance(x[0], (str, os.PathLike))):
+        x = load_images(x, getattr(model, "preprocessing", None))
+    x = np.asarray(x)
+    return probabilities(
+        model, model_outputs(model, Subset(x, np.zeros(len(x), np.int8), np.arange(len(x))), batch_size)
+    )
+
+
+def predict(
+    model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, threshold: float = 0.5, batch_size: int = 256
+) -> Array:
+    """Predicted class index for each example: ``predict_proba > threshold`` (binary) or the most likely class."""
+    p = predict_proba(model, x, batch_size=batch_size)
+    return (p > threshold).astype(np.int64) if p.ndim == 1 else p.argmax(axis=1)
+
+
+def load_images(paths: Sequence[PathLike], preprocessing: Optional[Mapping[str, Any]] = None) -> np.ndarray:
+    """Decode image files with a model's preprocessing (size, backend, interpolation, reduce)."""
+    options = dict(preprocessing or {})
+    size = image_size(tuple(options.get("size", (64, 64))))
+    kwargs = {k: options[k] for k in ("backend", "interpolation", "reduce") if k in options}
+    return np.stack([load_image(p, size, **kwargs) for p in paths]) if paths else np.zeros((0, *size, 3), np.uint8)
+
+
+def default_loss(model: Layer, raw: Array) -> Loss:
+    """The loss that matches a model's output: binary cross-entropy on probabilities or logits, or K-class."""
+    if raw.shape[1] > 1:
+        return CrossEntropyLoss()
+    return BCELoss() if isinstance(last_layer(model), Sigmoid) else BCEWithLogitsLoss()
+
+
+def classification_metrics(truth: Array, predicted: Array, classes: int) -> Dict[str, Any]:
+    """Accuracy, per-class precision, recall, F1 and support, their macro means, and the confusion matrix.
+
+    The confusion matrix has a row per true class and a column per predicted class, as
+    scikit-learn's; a class never predicted (or never present) gets precision (recall) 0.
+    """
+    confusion = np.zeros((classes, classes), np.int64)
+    np.add.at(confusion, (truth, predicted), 1)
+    hits = np.diag(confusion).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.nan_to_num(hits / confusion.sum(axis=0))
+        recall = np.nan_to_num(hits / confusion.sum(axis=1))
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    per_class = [
+        {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for p, r, f, s in zip(precision, recall, f1, confusion.sum(axis=1))
+    ]
+    return {
+        "accuracy": float(hits.sum() / max(1, len(truth))),
+        "per_class": per_class,
+        "macro_precision": float(precision.mean()),
+        "macro_recall": float(recall.mean()),
+        "macro_f1": float(f1.mean()),
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def evaluate(
+    model: Layer,
+    data: Data,
+    loss_fn: Optional[Loss] = None,
+    *,
+    threshold: float = 0.5,
+    batch_size: int = 256,
+) -> Dict[str, Any]:
+    """Loss and classification metrics of ``model`` on ``data``.
+
+    Args:
+        model: The model.
+        data: An `ImageDataset`, a `Subset` or ``(x, y)`` as for `fit`.
+        loss_fn: The loss to report (default: `BCELoss` after a final `Sigmoid`,
+            `BCEWithLogitsLoss` for one raw output, `CrossEntropyLoss` for K outputs).
+        threshold: For a binary model, the probability above which class 1 is predicted.
+        batch_size: Examples per forward pass.
+
+    Returns:
+        ``loss``, ``accuracy``, ``confusion_matrix`` (rows: true class, columns: predicted, as
+        scikit-learn), ``per_class`` (precision, recall, F1, support of each class), their macro
+        means and ``n``. For a binary model also ``precision``, ``recall`` and ``f1`` of class 1;
+        for K classes those keys hold the macro means.
+
+    Raises:
+        ValueError: The labels name more classes than the model has outputs, or its outputs are
+            NaN or infinite.
+    """
+    split = as_subset(data)
+    raw = model_outputs(model, split, batch_size)
+    classes = max(2, raw.shape[1])
+    check_labels(split, classes)  # a binary model must not count class 2 as positive
+    truth = split.labels().astype(np.int64)
+    loss_fn = loss_fn or default_loss(model, raw)
+    scored = raw
+    if isinstance(last_layer(model), Softmax) and isinstance(loss_fn, CrossEntropyLoss):
+        scored = np.log(np.maximum(raw, np.finfo(raw.dtype).tiny))  # probabilities: CE of log p is -log p[y]
+    loss = loss_fn(scored, loss_fn.targets(truth, raw.dtype))
+    proba = probabilities(model, raw)
+    predicted = (proba > threshold).astype(np.int64) if proba.ndim == 1 else proba.argmax(axis=1)
+    scores = {"loss": float(loss), **classification_metrics(truth, predicted, classes), "n": len(truth)}
+    if proba.ndim == 1:  # the binary figures of class 1, and the matrix as [[tn, fp], [fn, tp]]
+        scores.update({k: scores["per_class"][1][k] for k in ("precision", "recall", "f1")})
+    else:
+        scores.update(precision=scores["macro_precision"], recall=scores["macro_recall"], f1=scores["macro_f1"])
+    return scores
+
+
+__all__ = ["Data", "as_subset", "check_labels", "evaluate", "last_layer", "predict", "predict_proba", "probabilities"]
