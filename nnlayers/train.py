@@ -137,6 +137,7 @@ class Trainer:
             "seed": self.seed,
             "rng_state": self.rng.bit_generator.state,
             "augment_rng_state": self.augment_rng.bit_generator.state,
+            "layer_rng_states": {name: _rng_state(layer.rng) for name, layer in self._random_layers()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "loss": {"type": type(self.loss_fn).__name__, "reduction": self.loss_fn.reduction},
@@ -169,12 +170,22 @@ class Trainer:
         self.rng.bit_generator.state = state["rng_state"]
         if "augment_rng_state" in state:
             self.augment_rng.bit_generator.state = state["augment_rng_state"]
+        saved_rngs = state.get("layer_rng_states", {})
+        for name, layer in self._random_layers():
+            if name in saved_rngs:
+                _set_rng_state(layer.rng, saved_rngs[name])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.history = History.from_dict(state["history"])
         for callback, cb_state in zip(self.callbacks, state["callbacks"]):
             callback.load_state_dict(cb_state)
+
+    def _random_layers(self) -> Iterator[Tuple[str, Layer]]:
+        """Layers that draw random numbers in training (Dropout): their generators resume with the run."""
+        for name, layer in self.model.named_modules():
+            if isinstance(getattr(layer, "rng", None), (np.random.Generator, np.random.RandomState)):
+                yield name, layer
 
     def save_checkpoint(self, path: PathLike) -> None:
         """Write the model, optimizer, schedule, RNGs, history and callbacks to ``path`` (atomically)."""
@@ -338,6 +349,17 @@ class Trainer:
                 stop = stop or request
         if stop is not None:
             raise stop
+
+
+def _rng_state(rng: Any) -> Any:
+    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else list(rng.get_state())
+
+
+def _set_rng_state(rng: Any, state: Any) -> None:
+    if isinstance(rng, np.random.Generator):
+        rng.bit_generator.state = state
+    else:
+        rng.set_state(tuple(state))
 
 
 def _say(message: str, verbose: int) -> None:

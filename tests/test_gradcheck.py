@@ -7,12 +7,15 @@ from nnlayers import (
     SGD,
     BCELoss,
     BCEWithLogitsLoss,
+    CrossEntropyLoss,
     Dense,
     GradcheckError,
     Layer,
+    LeakyReLU,
     ReLU,
     Sequential,
     Sigmoid,
+    Softmax,
     Tanh,
     gradcheck,
 )
@@ -30,8 +33,9 @@ def layer_cases():
     for n, d in SHAPES:
         yield f"Dense-{n}x{d}", Dense(d, 3, rng=n), (n, d)
         yield f"Dense-nobias-{n}x{d}", Dense(d, 2, bias=False, rng=n), (n, d)
-        for act in (Tanh, Sigmoid, ReLU):
-            yield f"{act.__name__}-{n}x{d}", act(), (n, d)
+        for act in (Tanh, Sigmoid, ReLU, Softmax, lambda: LeakyReLU(0.2)):
+            name = getattr(act, "__name__", "LeakyReLU")
+            yield f"{name}-{n}x{d}", act(), (n, d)
 
 
 @pytest.mark.parametrize("layer, shape", [c[1:] for c in layer_cases()], ids=[c[0] for c in layer_cases()])
@@ -51,6 +55,12 @@ def test_losses_pass_gradcheck(n, reduction):
     assert gradcheck(BCELoss(reduction), rng.uniform(0.05, 0.95, (n, 1)), y).passed
     assert gradcheck(BCELoss(reduction), rng.uniform(0.05, 0.95, (n,)), soft.ravel()).passed
     assert gradcheck(BCEWithLogitsLoss(reduction), rng.normal(scale=3, size=(n, 1)), soft).passed
+    classes = rng.integers(0, 4, size=n)
+    weight = rng.uniform(0.5, 2.0, 4)
+    for options in ({}, {"label_smoothing": 0.1}, {"weight": weight, "label_smoothing": 0.2}):
+        assert gradcheck(
+            CrossEntropyLoss(reduction=reduction, **options), rng.normal(scale=2, size=(n, 4)), classes
+        ).passed
 
 
 def test_whole_models_pass_gradcheck():

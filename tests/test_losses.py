@@ -114,3 +114,35 @@ def test_bce_refuses_probabilities_outside_unit_interval():
 def test_loss_backward_before_forward():
     with pytest.raises(RuntimeError, match="BCELoss.backward\\(\\) called before forward\\(\\)"):
         BCELoss().backward()
+
+
+def test_cross_entropy_by_hand():
+    from nnlayers import CrossEntropyLoss
+
+    z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    y = np.array([2, 0])
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    loss_fn = CrossEntropyLoss()
+    assert loss_fn(z, y) == pytest.approx(-(np.log(p[0, 2]) + np.log(p[1, 0])) / 2, rel=1e-14)
+    onehot = np.eye(3)[y]
+    np.testing.assert_allclose(loss_fn.backward(), (p - onehot) / 2, rtol=1e-13)  # the K-class dZ = A - Y
+    smooth = CrossEntropyLoss(label_smoothing=0.3)
+    target = 0.7 * onehot + 0.1  # 0.3 spread over 3 classes
+    assert smooth(z, y) == pytest.approx(-np.sum(target * np.log(p)) / 2, rel=1e-13)
+    weighted = CrossEntropyLoss(weight=np.array([1.0, 1.0, 3.0]))
+    assert weighted(z, y) == pytest.approx(-(3 * np.log(p[0, 2]) + np.log(p[1, 0])) / 4, rel=1e-13)
+
+
+def test_cross_entropy_bad_targets():
+    from nnlayers import CrossEntropyLoss
+
+    z = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"class indices in \[0, 3\), got 0..3"):
+        CrossEntropyLoss()(z, np.array([0, 3]))
+    with pytest.raises(ValueError, match="expected integer class indices of shape"):
+        CrossEntropyLoss()(z, np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"expected pred of shape \(N, K\)"):
+        CrossEntropyLoss()(np.zeros(3), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="weight has 2 entries for 3 classes"):
+        CrossEntropyLoss(weight=[1.0, 2.0])(z, np.array([0, 1]))
+    assert np.isfinite(CrossEntropyLoss()(np.array([[1e4, -1e4, 0.0]]), np.array([1])))  # stable for large scores

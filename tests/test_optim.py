@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nnlayers import SGD, Dense, Parameter
+from nnlayers import SGD, Adam, AdamW, Dense, Parameter, RMSprop
 
 
 def make_param(values, grad):
@@ -93,3 +93,73 @@ def test_state_dict_round_trip_continues_identically():
         return p.data
 
     np.testing.assert_array_equal(run(split=3), run(split=99))
+
+
+def test_adam_first_step_moves_each_weight_by_the_learning_rate():
+    # m = (1 - b1) g, v = (1 - b2) g^2; after bias correction m / sqrt(v) = sign(g)
+    p = make_param([1.0, -2.0, 3.0], [0.5, -4.0, 1e-3])
+    Adam([p], lr=0.1, eps=0.0).step()
+    np.testing.assert_allclose(p.data, [0.9, -1.9, 2.9], rtol=1e-12)
+
+
+def test_adam_weight_decay_is_coupled_and_adamw_decoupled():
+    p, q = make_param([2.0], [0.0]), make_param([2.0], [0.0])
+    Adam([p], lr=0.1, weight_decay=0.5).step()  # grad becomes 0 + 0.5 * 2 = 1: a full Adam step
+    AdamW([q], lr=0.1, weight_decay=0.5).step()  # weights shrink by lr * wd, the zero gradient moves nothing
+    assert p.data[0] == pytest.approx(1.9) and q.data[0] == pytest.approx(2.0 * (1 - 0.05))
+
+
+def test_rmsprop_by_hand():
+    p = make_param([1.0], [2.0])
+    RMSprop([p], lr=0.1, alpha=0.5, eps=0.0).step()  # v = 0.5 * 4 = 2; w -= 0.1 * 2 / sqrt(2)
+    assert p.data[0] == pytest.approx(1.0 - 0.1 * 2 / np.sqrt(2))
+
+
+@pytest.mark.parametrize(
+    "make", [lambda ps: Adam(ps, lr=0.01, amsgrad=True), lambda ps: RMSprop(ps, momentum=0.9, centered=True)]
+)
+def test_adam_and_rmsprop_state_dicts_continue_identically(make):
+    def run(split):
+        p = make_param([1.0, 2.0], [0.0, 0.0])
+        opt = make([p])
+        for step in range(6):
+            if step == split:
+                state = opt.state_dict()
+                opt = make([p])
+                opt.load_state_dict(state)
+            p.grad[...] = [np.sin(step) * 3, np.cos(step) / 2]
+            opt.step()
+        return p.data
+
+    np.testing.assert_array_equal(run(split=3), run(split=99))
+
+
+def test_optimizer_state_of_another_kind_or_size_is_refused():
+    p = make_param([1.0], [1.0])
+    with pytest.raises(ValueError, match="cannot load the state of a SGD optimizer into Adam"):
+        Adam([p]).load_state_dict(SGD([p], lr=0.1).state_dict())
+    with pytest.raises(ValueError, match="got the same parameter twice"):
+        Adam([p, p])
+
+
+def test_sgd_momentum_and_dampening_with_gradients_that_are_not_one():
+    # torch: buf = g1; then buf = m * buf + (1 - d) * g2; w -= lr * buf
+    p = make_param([0.0, 0.0], [2.0, -3.0])
+    opt = SGD([p], lr=0.5, momentum=0.8, dampening=0.25)
+    opt.step()
+    p.grad[...] = [4.0, 1.5]
+    opt.step()
+    first = np.array([2.0, -3.0])
+    second = 0.8 * first + 0.75 * np.array([4.0, 1.5])
+    np.testing.assert_allclose(p.data, -0.5 * first - 0.5 * second, rtol=1e-14)
+
+
+def test_clip_grad_norm_by_hand():
+    from nnlayers import clip_grad_norm
+
+    a, b = make_param([0.0, 0.0], [3.0, 0.0]), make_param([0.0], [4.0])
+    assert clip_grad_norm([a, b], 10.0) == pytest.approx(5.0)
+    np.testing.assert_array_equal(b.grad, [4.0])  # under the limit: untouched
+    assert clip_grad_norm([a, b], 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0.0, 0.8], rtol=1e-6)
+    assert clip_grad_norm([a, b], 1.0, norm_type=float("inf")) == pytest.approx(0.8, rel=1e-6)

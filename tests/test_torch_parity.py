@@ -243,3 +243,147 @@ def test_a_cnn_state_dict_loads_strictly_into_torch_and_back(tmp_path):
     back.load_state_dict(theirs.state_dict())
     for key, value in ours.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[key], value, err_msg=key)
+
+
+# --- optimizers, schedules, cross-entropy -------------------------------------------------------
+
+from nnlayers import (  # noqa: E402
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    CrossEntropyLoss,
+    ExponentialLR,
+    LinearLR,
+    MultiStepLR,
+    Parameter,
+    ReduceLROnPlateau,
+    RMSprop,
+    StepLR,
+    clip_grad_norm,
+)
+
+OPTIMIZERS = {
+    "adam": (lambda p: Adam(p, lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
+    "adam amsgrad weight decay": (
+        lambda p: Adam(p, lr=0.01, amsgrad=True, weight_decay=0.1, betas=(0.8, 0.99)),
+        lambda p: torch.optim.Adam(p, lr=0.01, amsgrad=True, weight_decay=0.1, betas=(0.8, 0.99)),
+    ),
+    "adamw": (lambda p: AdamW(p, lr=0.01), lambda p: torch.optim.AdamW(p, lr=0.01)),
+    "adamw amsgrad": (
+        lambda p: AdamW(p, lr=0.02, amsgrad=True, weight_decay=0.05),
+        lambda p: torch.optim.AdamW(p, lr=0.02, amsgrad=True, weight_decay=0.05),
+    ),
+    "rmsprop": (lambda p: RMSprop(p, lr=0.01), lambda p: torch.optim.RMSprop(p, lr=0.01)),
+    "rmsprop momentum centered": (
+        lambda p: RMSprop(p, lr=0.01, momentum=0.9, centered=True, weight_decay=0.01, alpha=0.9),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.9, centered=True, weight_decay=0.01, alpha=0.9),
+    ),
+    "sgd dampening": (
+        lambda p: SGD(p, lr=0.01, momentum=0.9, dampening=0.3, weight_decay=0.01),
+        lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, dampening=0.3, weight_decay=0.01),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_thirty_optimizer_steps_agree_with_torch(name):
+    make_ours, make_theirs = OPTIMIZERS[name]
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=(5, 4)), rng.normal(size=4)]
+    ours = [Parameter(a.copy()) for a in start]
+    theirs = [torch.nn.Parameter(torch.tensor(a)) for a in start]
+    opt, topt = make_ours(ours), make_theirs(theirs)
+    for _ in range(30):
+        grads = [rng.normal(size=a.shape) * rng.uniform(0.1, 3) for a in start]  # values that are not 1
+        for p, tp, g in zip(ours, theirs, grads):
+            p.grad[...] = g
+            tp.grad = torch.tensor(g)
+        opt.step()
+        opt.zero_grad()
+        topt.step()
+    for p, tp in zip(ours, theirs):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=0, atol=1e-10)
+
+
+SCHEDULES = {
+    "step": (lambda o: StepLR(o, 7, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 7, 0.5)),
+    "multistep": (
+        lambda o: MultiStepLR(o, [10, 30, 30, 60], 0.3),
+        lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [10, 30, 30, 60], 0.3),
+    ),
+    "exponential": (lambda o: ExponentialLR(o, 0.95), lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.95)),
+    "cosine": (
+        lambda o: CosineAnnealingLR(o, 30, 1e-3),
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 30, 1e-3),
+    ),
+    "linear warm-up": (
+        lambda o: LinearLR(o, 0.1, 1.0, 10),
+        lambda o: torch.optim.lr_scheduler.LinearLR(o, 0.1, 1.0, 10),
+    ),
+    "plateau": (
+        lambda o: ReduceLROnPlateau(o, patience=3, cooldown=2, factor=0.5, min_lr=0.01, threshold=0.01),
+        lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(
+            o, patience=3, cooldown=2, factor=0.5, min_lr=0.01, threshold=0.01
+        ),
+    ),
+    "plateau max abs": (
+        lambda o: ReduceLROnPlateau(o, mode="max", patience=2, threshold_mode="abs", threshold=0.05),
+        lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(
+            o, mode="max", patience=2, threshold_mode="abs", threshold=0.05
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_hundred_epochs_of_learning_rates_agree_with_torch(name):
+    make_ours, make_theirs = SCHEDULES[name]
+    metrics = np.concatenate([np.linspace(1, 0.5, 20), np.full(30, 0.5), np.linspace(0.5, 0.3, 20), np.full(30, 0.31)])
+    opt = SGD([Parameter(np.zeros(1))], lr=0.1)
+    tp = torch.nn.Parameter(torch.zeros(1))
+    topt = torch.optim.SGD([tp], lr=0.1)
+    ours, theirs = make_ours(opt), make_theirs(topt)
+    plateau = isinstance(ours, ReduceLROnPlateau)
+    seen = set()
+    for epoch in range(100):
+        assert opt.lr == pytest.approx(topt.param_groups[0]["lr"], rel=0, abs=1e-12), epoch
+        seen.add(round(opt.lr, 12))
+        topt.step()
+        ours.step(metrics[epoch]) if plateau else ours.step()
+        theirs.step(metrics[epoch]) if plateau else theirs.step()
+    assert len(seen) > 1  # the rate did move
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"label_smoothing": 0.1}, {"weight": True}, {"weight": True, "label_smoothing": 0.2, "reduction": "sum"}],
+)
+def test_cross_entropy_agrees_with_torch(options):
+    rng = np.random.default_rng(2)
+    z, y = rng.normal(scale=3, size=(9, 4)), rng.integers(0, 4, 9)
+    weight = rng.uniform(0.2, 2.0, 4)
+    ours_options = {**options, **({"weight": weight} if "weight" in options else {})}
+    torch_options = {**options, **({"weight": torch.tensor(weight)} if "weight" in options else {})}
+    ours = CrossEntropyLoss(**ours_options)
+    loss = ours(z, y)
+    tz = torch.tensor(z, requires_grad=True)
+    tloss = torch.nn.CrossEntropyLoss(**torch_options)(tz, torch.from_numpy(y))
+    tloss.backward()
+    assert abs(loss - tloss.item()) < 1e-12
+    np.testing.assert_allclose(ours.backward(), tz.grad.numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_clip_grad_norm_agrees_with_torch(norm_type, max_norm):
+    rng = np.random.default_rng(3)
+    grads = [rng.normal(size=(3, 4)), rng.normal(size=4)]
+    ours = [Parameter(np.zeros_like(g)) for g in grads]
+    theirs = [torch.nn.Parameter(torch.zeros(g.shape, dtype=torch.float64)) for g in grads]
+    for p, tp, g in zip(ours, theirs, grads):
+        p.grad[...] = g
+        tp.grad = torch.tensor(g)
+    total = clip_grad_norm(ours, max_norm, norm_type)
+    assert total == pytest.approx(torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type).item(), rel=1e-14)
+    for p, tp in zip(ours, theirs):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=0, atol=1e-14)

@@ -375,3 +375,74 @@ def test_fit_trains_in_training_mode_and_evaluates_in_evaluation_mode():
     # validating (12 images, each epoch) does not
     assert int(model[1].num_batches_tracked) == 2 * 3
     assert not model.training and not model[5].training  # left in evaluation mode
+
+
+def test_resume_with_adam_a_cosine_schedule_and_augmentation_is_bit_identical(tmp_path):
+    from nnlayers import Adam, CosineAnnealingLR
+
+    images, labels = shapes_set(n=96)
+
+    def run(epochs, directory, resume=None):
+        model = small_cnn()
+        opt = Adam(model.parameters(), lr=3e-3)
+        history = fit(
+            model, BCEWithLogitsLoss(), opt, (images, labels), epochs=epochs, batch_size=16, validation=0.25, seed=3,
+            callbacks=[ModelCheckpoint(directory)], scheduler=CosineAnnealingLR(opt, T_max=6), augment="flip,crop",
+            verbose=0, resume=resume,
+        )  # fmt: skip
+        return model, history
+
+    from nnlayers import BCEWithLogitsLoss
+
+    full_model, full_history = run(6, tmp_path / "full")
+    run(3, tmp_path / "part")  # "killed" after epoch 3
+    resumed_model, resumed_history = run(6, tmp_path / "part", resume=tmp_path / "part" / "last.nnl")
+    for name, value in full_model.state_dict().items():  # weights and running statistics
+        assert value.tobytes() == resumed_model.state_dict()[name].tobytes(), name
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+        assert full_history.history[key] == resumed_history.history[key], key
+
+
+def test_a_mismatched_resume_leaves_the_weights_alone(tmp_path):
+    x, y = make_data(n=60)
+    model = make_model()
+    fit(
+        model,
+        BCELoss(),
+        SGD(model.parameters(), lr=0.1),
+        (x, y),
+        epochs=2,
+        callbacks=[ModelCheckpoint(tmp_path)],
+        verbose=0,
+    )
+    fresh = make_model()
+    before = fresh.state_dict()
+    with pytest.raises(ValueError, match="holds the state of 1 callbacks, but 2 were given"):
+        fit(fresh, BCELoss(), SGD(fresh.parameters(), lr=0.1), (x, y), epochs=3, verbose=0, resume=tmp_path / "last.nnl",
+            callbacks=[ModelCheckpoint(tmp_path / "b"), EarlyStopping("loss")])  # fmt: skip
+    for name, value in fresh.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_many_classes_end_to_end_in_code():
+    from nnlayers import CrossEntropyLoss, Softmax
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3, size=(4, 5))
+    y = np.arange(400) % 4
+    x = centres[y] + rng.normal(size=(400, 5))
+    model = Sequential([Dense(5, 16, rng=0, dtype=np.float64), Tanh(), Dense(16, 4, rng=1, dtype=np.float64)])
+    history = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1, momentum=0.9), (x, y), epochs=10,
+                  validation=0.25, verbose=0)  # fmt: skip
+    assert history.history["val_accuracy"][-1] > 0.9
+    p = predict_proba(model, x)
+    assert p.shape == (400, 4) and np.allclose(p.sum(axis=1), 1)
+    np.testing.assert_array_equal(predict(model, x), p.argmax(axis=1))
+    scores = evaluate(model, (x, y))
+    assert np.array(scores["confusion_matrix"]).shape == (4, 4) and sum(map(sum, scores["confusion_matrix"])) == 400
+    assert len(scores["per_class"]) == 4 and scores["accuracy"] > 0.9
+    with_softmax = Sequential([*model, Softmax()])  # probabilities out: the same predictions and loss
+    np.testing.assert_allclose(predict_proba(with_softmax, x), p, rtol=1e-12)
+    assert evaluate(with_softmax, (x, y))["loss"] == pytest.approx(scores["loss"], rel=1e-9)
+    with pytest.raises(ValueError, match="CrossEntropyLoss takes raw scores"):
+        fit(with_softmax, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), (x, y), verbose=0)

@@ -1,0 +1,103 @@
+"""Augmentation: what each transform does, determinism under a seed, training batches only, its cost."""
+
+import numpy as np
+import pytest
+
+from nnlayers import (
+    SGD,
+    BCEWithLogitsLoss,
+    ColorJitter,
+    Compose,
+    Dense,
+    Flatten,
+    RandomCrop,
+    RandomFlip,
+    Sequential,
+    fit,
+)
+from nnlayers.augment import parse_augment
+
+RNG = np.random.default_rng(0)
+
+
+def batch(n=6, h=8, w=10):
+    return RNG.random((n, h, w, 3), dtype=np.float32)
+
+
+def test_flip_mirrors_some_images_left_right():
+    x = batch()
+    out = RandomFlip(p=0.5)(x.copy(), np.random.default_rng(3))
+    flipped = [i for i in range(len(x)) if not np.array_equal(out[i], x[i])]
+    assert 0 < len(flipped) < len(x)
+    for i in flipped:
+        np.testing.assert_array_equal(out[i], x[i, :, ::-1])
+    np.testing.assert_array_equal(RandomFlip(p=1.0)(x.copy(), RNG), x[:, :, ::-1])
+
+
+def test_crop_shifts_each_image_within_the_padding():
+    x = batch(n=20)
+    out = RandomCrop(padding=2)(x, np.random.default_rng(1))
+    assert out.shape == x.shape
+    for image, shifted in zip(x, out):
+        found = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if np.array_equal(shifted[max(0, -dy) : 8 - max(0, dy), max(0, -dx) : 10 - max(0, dx)],
+                              image[max(0, dy) : 8 + min(0, dy), max(0, dx) : 10 + min(0, dx)])
+        ]  # fmt: skip
+        assert found  # a shifted copy, with zeros where the image left the frame
+
+
+def test_jitter_keeps_pixels_in_range_and_changes_brightness():
+    x = batch()
+    out = ColorJitter(0.5, 0.5)(x.copy(), np.random.default_rng(2))
+    assert out.min() >= 0 and out.max() <= 1 and not np.allclose(out, x)
+
+
+def test_augmentation_is_deterministic_under_a_seed():
+    augment = parse_augment("flip,crop,jitter")
+    x = batch()
+    a = augment(x.copy(), np.random.default_rng(7))
+    b = augment(x.copy(), np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, augment(x.copy(), np.random.default_rng(8)))
+
+
+def test_parse_augment():
+    assert parse_augment("") is None and parse_augment("none") is None and parse_augment(None) is None
+    assert [type(t).__name__ for t in parse_augment("flip,crop").transforms] == ["RandomFlip", "RandomCrop"]
+    with pytest.raises(ValueError, match="unknown augmentation 'rotate'"):
+        parse_augment("flip,rotate")
+
+
+class Recording(Compose):
+    """Remembers the batches it was given."""
+
+    def __init__(self, transforms):
+        super().__init__(transforms)
+        self.calls = 0
+
+    def __call__(self, batch, rng):
+        self.calls += 1
+        return super().__call__(batch, rng)
+
+
+def test_fit_augments_training_batches_only_and_resumes_the_same():
+    images = RNG.integers(0, 256, (40, 6, 6, 3)).astype(np.uint8)
+    labels = np.arange(40) % 2
+
+    def run(seed):
+        model = Sequential([Flatten(), Dense(108, 1, rng=0)])
+        augment = Recording([RandomFlip(), RandomCrop(1)])
+        history = fit(model, BCEWithLogitsLoss(), SGD(model.parameters(), lr=0.01), (images, labels), epochs=2,
+                      batch_size=10, validation=0.25, augment=augment, seed=seed, verbose=0)  # fmt: skip
+        return model, augment, history
+
+    model, augment, history = run(0)
+    assert augment.calls == 2 * 3  # 30 training images in batches of 10, twice; no validation batch
+    again, _, _ = run(0)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(again.state_dict()[key], value)
+    other, _, _ = run(1)
+    assert not np.array_equal(other.state_dict()["1.weight"], model.state_dict()["1.weight"])
