@@ -137,7 +137,7 @@ class Trainer:
             "seed": self.seed,
             "rng_state": self.rng.bit_generator.state,
             "augment_rng_state": self.augment_rng.bit_generator.state,
-            "layer_rng_states": {name: _rng_state(layer.rng) for name, layer in self._random_layers()},
+            "layer_rng_states": {name: _rng_state(rng) for name, rng in self._layer_generators()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "loss": {"type": type(self.loss_fn).__name__, "reduction": self.loss_fn.reduction},
@@ -171,9 +171,9 @@ class Trainer:
         if "augment_rng_state" in state:
             self.augment_rng.bit_generator.state = state["augment_rng_state"]
         saved_rngs = state.get("layer_rng_states", {})
-        for name, layer in self._random_layers():
+        for name, rng in self._layer_generators():
             if name in saved_rngs:
-                _set_rng_state(layer.rng, saved_rngs[name])
+                _set_rng_state(rng, saved_rngs[name])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -181,11 +181,12 @@ class Trainer:
         for callback, cb_state in zip(self.callbacks, state["callbacks"]):
             callback.load_state_dict(cb_state)
 
-    def _random_layers(self) -> Iterator[Tuple[str, Layer]]:
-        """Layers that draw random numbers in training (Dropout): their generators resume with the run."""
+    def _layer_generators(self) -> Iterator[Tuple[str, Any]]:
+        """The generators of layers that draw random numbers in training (Dropout): they resume with the run."""
         for name, layer in self.model.named_modules():
-            if isinstance(getattr(layer, "rng", None), (np.random.Generator, np.random.RandomState)):
-                yield name, layer
+            rng = getattr(layer, "rng", None)
+            if isinstance(rng, (np.random.Generator, np.random.RandomState)):
+                yield name, rng
 
     def save_checkpoint(self, path: PathLike) -> None:
         """Write the model, optimizer, schedule, RNGs, history and callbacks to ``path`` (atomically)."""
