@@ -14,7 +14,7 @@ subclass::
 
 from .augment import ColorJitter, Compose, RandomCrop, RandomFlip
 from .batching import Subset, batches, split_indices, train_test_split
-from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, MonitorCallback
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, MonitorCallback, RestoreBest
 from .container import Sequential
 from .conv import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, MaxPool2D
 from .data import ImageDataset, load_image_folder
@@ -26,6 +26,7 @@ from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from .module import Layer, Parameter
 from .norm import BatchNorm1D, BatchNorm2D, Dropout
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
+from .plot import plot_augmentations, plot_history, plot_predictions, plot_schedule
 from .schedules import CosineAnnealingLR, ExponentialLR, LinearLR, MultiStepLR, ReduceLROnPlateau, StepLR
 from .serialize import ModelFileError, load, read_header, register_layer, save
 from .train import fit
@@ -73,6 +74,7 @@ __all__ = [
     "RandomFlip",
     "ReLU",
     "ReduceLROnPlateau",
+    "RestoreBest",
     "SGD",
     "Sequential",
     "Sigmoid",
@@ -89,6 +91,10 @@ __all__ = [
     "load",
     "load_image",
     "load_image_folder",
+    "plot_augmentations",
+    "plot_history",
+    "plot_predictions",
+    "plot_schedule",
     "predict",
     "predict_proba",
     "read_header",

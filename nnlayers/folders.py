@@ -139,6 +139,14 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
+def image_files(folder: str) -> List[str]:
+    """Every image file under ``folder``, sorted (what ``nnlayers predict FOLDER`` predicts)."""
+    index = FolderIndex()
+    top = os.stat(folder)
+    _walk(folder, "?", index, {(top.st_dev, top.st_ino)})
+    return index.files
+
+
 def resolve_classes(root: Path, index: FolderIndex, classes: Optional[Sequence[str]]) -> List[str]:
     """The class list: ``classes`` as given (checked against what was found) or the sorted names found."""
     names = index.names

@@ -1,8 +1,12 @@
-"""Pictures: learning curves and a grid of predictions (needs ``pip install 'nnlayers[plot]'``)."""
+"""Pictures: learning curves, predictions, learning-rate schedules, augmented photos.
+
+Each function draws into the matplotlib ``Axes`` you give (or a new figure), returns the
+``Figure`` (a notebook shows it inline) and, with ``path=``, also saves it. None of them changes
+matplotlib's backend or opens a window. Needs ``pip install 'nnlayers[plot]'``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -11,77 +15,123 @@ from .callbacks import History
 from .util import PathLike
 
 
-def _pyplot() -> Any:
+def _figure(axes: Any, count: int, size: tuple) -> tuple:
+    """``(figure, [axes])``: the given axes and their figure, or a new figure (no pyplot, no backend)."""
+    if axes is not None:
+        axes = list(np.atleast_1d(axes))
+        if len(axes) != count:
+            raise ValueError(f"expected {count} Axes, got {len(axes)}")
+        return axes[0].figure, axes
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError:
         raise ImportError("plots need matplotlib: pip install 'nnlayers[plot]'") from None
-    matplotlib.use("Agg")  # files only, no screen needed
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(figsize=size)
+    return figure, [figure.add_subplot(1, count, i + 1) for i in range(count)]
 
 
-def _integer_locator() -> Any:
+def _finish(figure: Any, path: Optional[PathLike]) -> Any:
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=100)
+    return figure
+
+
+def plot_history(history: History, axes: Any = None, *, path: Optional[PathLike] = None) -> Any:
+    """Loss and accuracy per epoch, training and validation, side by side.
+
+    Args:
+        history: What `fit` returned.
+        axes: Two matplotlib ``Axes`` to draw into (loss, accuracy), or ``None`` for a new figure.
+        path: Also save the figure there (PNG, SVG, PDF: by the file's suffix).
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    figure, (ax_loss, ax_acc) = _figure(axes, 2, (10, 4))
     from matplotlib.ticker import MaxNLocator
 
-    return MaxNLocator(integer=True)
-
-
-def plot_history(history: History, path: PathLike) -> Path:
-    """Write the learning curves (loss and accuracy; train and validation) as a PNG."""
-    plt = _pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    epochs = history.epochs
-    for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
+    for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         if key in history.history:
-            ax.plot(epochs, history.history[key], "o-", label="train")
+            ax.plot(history.epochs, history.history[key], "o-", label="train")
         if f"val_{key}" in history.history:
-            ax.plot(epochs, history.history[f"val_{key}"], "s-", label="validation")
+            ax.plot(history.epochs, history.history[f"val_{key}"], "s-", label="validation")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(_integer_locator())
-        ax.set_title(title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _finish(figure, path)
 
 
 def plot_predictions(
     images: np.ndarray,
     probabilities: np.ndarray,
     classes: Sequence[str],
-    path: PathLike,
+    *,
     truth: Optional[Sequence[Optional[int]]] = None,
     threshold: float = 0.5,
     columns: int = 6,
-) -> Path:
-    """Write a grid of photos, each titled with its predicted class and probability.
+    path: Optional[PathLike] = None,
+) -> Any:
+    """A grid of photos, each titled with its predicted class and probability.
 
-    Where the true class is known (``truth[i]`` not ``None``) the title is green when right and
-    red, with the true class, when wrong.
+    Args:
+        images: uint8 ``(N, H, W, 3)``.
+        probabilities: ``(N,)`` of class 1 (binary) or ``(N, K)``, as `nnlayers.predict_proba` gives.
+        classes: The class names.
+        truth: The true class of each photo where known (else ``None``): the title is then green
+            when right and red, with the true class, when wrong.
+        threshold: For binary probabilities, above which class 1 is predicted.
+        columns: Photos per row.
+        path: Also save the figure there.
+
+    Returns:
+        The matplotlib ``Figure``.
     """
-    plt = _pyplot()
+    proba = np.asarray(probabilities, dtype=np.float64)
+    table = np.stack([1 - proba, proba], axis=1) if proba.ndim == 1 else proba
     n = len(images)
     columns = max(1, min(columns, n))
     rows = -(-n // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
-    for ax in axes.ravel():
+    figure, axes = _figure(None, 1, (2.2 * columns, 2.4 * rows))
+    figure.delaxes(axes[0])
+    for i, (image, row) in enumerate(zip(images, table)):
+        ax = figure.add_subplot(rows, columns, i + 1)
         ax.axis("off")
-    for i, (ax, image, p) in enumerate(zip(axes.ravel(), images, probabilities)):
-        predicted = int(p > threshold)
-        confidence = p if predicted else 1 - p
-        title = f"{classes[predicted]} {confidence:.0%}"
-        colour = "black"
+        predicted = int(row[1] > threshold) if proba.ndim == 1 else int(row.argmax())
+        title, colour = f"{classes[predicted]} {row[predicted]:.0%}", "black"
         if truth is not None and truth[i] is not None:
             right = truth[i] == predicted
             colour = "green" if right else "red"
             title += " ✓" if right else f" ✗ ({classes[int(truth[i])]})"  # type: ignore[arg-type]
         ax.imshow(image)
         ax.set_title(title, color=colour, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _finish(figure, path)
+
+
+def plot_schedule(scheduler: Any, epochs: int, ax: Any = None, *, path: Optional[PathLike] = None) -> Any:
+    """The learning rate a schedule sets, epoch by epoch (the schedule itself is not advanced)."""
+    from .schedules import schedule_values
+
+    figure, (axis,) = _figure(ax, 1, (6, 3.5))
+    axis.plot(range(epochs), schedule_values(scheduler, epochs), "o-", markersize=3)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("learning rate")
+    axis.set_title(type(scheduler).__name__)
+    axis.grid(alpha=0.3)
+    return _finish(figure, path)
+
+
+def plot_augmentations(
+    image: np.ndarray, augment: Any, *, samples: int = 8, seed: int = 0, path: Optional[PathLike] = None
+) -> Any:
+    """One photo and ``samples`` random versions of it, as training sees them."""
+    batch = np.repeat(image[None].astype(np.float32) / 255, samples, axis=0)
+    changed = augment(batch, np.random.default_rng(seed))
+    figure, axes = _figure(None, samples + 1, (1.6 * (samples + 1), 2))
+    for ax, picture, title in zip(axes, [image / 255, *changed], ["original", *[""] * samples]):
+        ax.imshow(np.clip(picture, 0, 1))
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    return _finish(figure, path)

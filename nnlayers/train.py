@@ -198,6 +198,7 @@ class Trainer:
             training=self.training_state(),
             classes=self.metadata.get("classes"),
             preprocessing=self.metadata.get("preprocessing"),
+            metadata=self.metadata.get("metadata"),
         )
 
     def resume(self, path: PathLike) -> None:
@@ -433,7 +434,7 @@ def fit(
             2 one line per epoch only.
         resume: A checkpoint from `ModelCheckpoint` to continue from; the result is bit-identical
             to a run that was never interrupted.
-        metadata: ``classes`` and ``preprocessing`` to write in checkpoint headers.
+        metadata: ``classes``, ``preprocessing`` and free ``metadata`` to write in checkpoint headers.
         scheduler: A learning-rate schedule on ``optimizer`` (`nnlayers.schedules`), stepped
             after every epoch; `ReduceLROnPlateau` is given ``val_loss`` (``loss`` without
             validation data).

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from nnlayers import evaluate, predict_proba
 from nnlayers.serialize import load, read_checkpoint
-from nnlayers.train import evaluate, predict_proba
 
 SCRIPT = Path(sys.executable).parent / "nnlayers"
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "nnlayers"]
@@ -37,7 +37,7 @@ def test_console_script_is_installed():
     assert run(os.environ, "--version").stdout.startswith("nnlayers ")
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["info"], ["export"], ["cache"]])
 def test_help(env, command):
     result = run(env, *command, "--help")
     assert result.returncode == 0 and "usage: nnlayers" in result.stdout
@@ -47,7 +47,19 @@ def test_help(env, command):
 def trained(env, tmp_path_factory):
     """`nnlayers train` with no data folder: the built-in set, 12 epochs."""
     work = tmp_path_factory.mktemp("work")
-    result = run(env, "train", "--epochs", "12", "--plot", "curves.png", "--history", "history.json", cwd=work)
+    result = run(
+        env,
+        "train",
+        "--epochs",
+        "12",
+        "--plot",
+        "curves.png",
+        "--history",
+        "history.json",
+        "--checkpoint-dir",
+        "ckpt",
+        cwd=work,
+    )
     assert result.returncode == 0, result.stderr
     return work, result
 
@@ -63,7 +75,8 @@ def test_train_on_the_builtin_set(trained):
     assert model.classes == ["circle", "square"] and model.preprocessing["size"] == [64, 64]
     assert (work / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((work / "history.json").read_text())["epochs"] == list(range(1, 13))
-    assert {p.name for p in (work / "model-checkpoints").iterdir()} == {"last.nnl", "best.nnl"}
+    assert {p.name for p in (work / "ckpt").iterdir()} == {"last.nnl", "best.nnl"}
+    assert not (work / "model-checkpoints").exists()  # checkpoints only where asked for
 
 
 def test_evaluate_and_predict_match_the_library(env, trained):
@@ -109,23 +122,46 @@ def test_info(env, trained):
         "['circle', 'square']" in result.stdout
         and "(0): Dense(in_features=12288, out_features=64, bias=True)" in result.stdout
     )
-    checkpoint = run(env, "info", work / "model-checkpoints" / "last.nnl")
+    checkpoint = run(env, "info", work / "ckpt" / "last.nnl")
     assert "checkpoint      epoch 12, SGD lr 0.0005 momentum 0.9" in checkpoint.stdout
 
 
 def test_resume_from_the_command_line_is_bit_identical(env, tmp_path):
     args = ["--epochs", "4", "--lr", "0.002", "--quiet"]
-    assert run(env, "train", *args, "--out", "full.nnl", cwd=tmp_path).returncode == 0
-    stopped = run(env, "train", "--epochs", "2", "--lr", "0.002", "--quiet", "--out", "part.nnl", cwd=tmp_path)
+    full_run = run(env, "train", *args, "--out", "full.nnl", "--checkpoint-dir", "full", cwd=tmp_path)
+    assert full_run.returncode == 0, full_run.stderr
+    stopped = run(
+        env,
+        "train",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.002",
+        "--quiet",
+        "--out",
+        "part.nnl",
+        "--checkpoint-dir",
+        "part",
+        cwd=tmp_path,
+    )
     assert stopped.returncode == 0
     resumed = run(
-        env, "train", *args, "--out", "part.nnl", "--resume", tmp_path / "part-checkpoints" / "last.nnl", cwd=tmp_path
+        env,
+        "train",
+        *args,
+        "--out",
+        "part.nnl",
+        "--checkpoint-dir",
+        "part",
+        "--resume",
+        tmp_path / "part" / "last.nnl",
+        cwd=tmp_path,
     )
     assert resumed.returncode == 0, resumed.stderr
     full, part = load(tmp_path / "full.nnl").state_dict(), load(tmp_path / "part.nnl").state_dict()
     for name in full:
         assert full[name].tobytes() == part[name].tobytes(), name
-    assert read_checkpoint(tmp_path / "part-checkpoints" / "last.nnl")[1]["epoch"] == 4
+    assert read_checkpoint(tmp_path / "part" / "last.nnl")[1]["epoch"] == 4
 
 
 @pytest.mark.parametrize(
@@ -159,7 +195,9 @@ def test_predict_reports_unreadable_photos(env, trained, tmp_path):
 def test_diverging_run_stops_with_a_message(env, tmp_path):
     result = run(env, "train", "--lr", "1e6", "--epochs", "5", cwd=tmp_path)
     assert result.returncode == 1
-    assert "nnlayers: error: stopped: training diverged" in result.stderr and "smaller learning rate" in result.stderr
+    assert result.stderr.count("training diverged in epoch") == 1  # one message, not two
+    assert "learning rate 1e+06" in result.stderr and "smaller learning rate (e.g. 100000)" in result.stderr
+    assert "nnlayers: error: training diverged; no model file was written to model.nnl" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "model.nnl").exists()
 
 

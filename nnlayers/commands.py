@@ -1,0 +1,446 @@
+"""What each ``nnlayers`` command does (the parser is in `nnlayers.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .cli import ARCH_DEFAULTS
+
+#: Options that shape the network or its data: a resumed run cannot change them.
+FIXED_ON_RESUME: Tuple[str, ...] = ("arch", "hidden", "activation", "init", "size", "optimizer", "lr", "momentum")
+FIXED_ON_RESUME += ("weight_decay", "schedule", "augment", "batch_size", "seed")
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for any error: what went wrong, and what to do where that is known."""
+    if isinstance(error, MemoryError):
+        return "not enough memory for this job (a smaller --size or --batch-size, or fewer photos, needs less)"
+    if isinstance(error, RecursionError):
+        return "the input is nested too deeply to read (a damaged or hostile file?)"
+    if isinstance(error, KeyError):
+        return f"missing entry {error}"
+    text = str(error) or type(error).__name__
+    return (
+        text
+        if isinstance(error, (OSError, ValueError, TypeError, ImportError, RuntimeError))
+        else f"{type(error).__name__}: {text}"
+    )
+
+
+def _log(args: argparse.Namespace, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr, flush=True)
+
+
+def _preprocessing(size: int, layout: str) -> Dict[str, Any]:
+    return {
+        "size": [size, size],
+        "backend": "cv2",
+        "interpolation": "cubic",
+        "reduce": True,
+        "scale": 1 / 255,
+        "channel_order": "RGB",
+        "layout": layout,
+    }
+
+
+def _load_options(preprocessing: Dict[str, Any], args: argparse.Namespace) -> Dict[str, Any]:
+    from .images import image_size
+
+    options: Dict[str, Any] = {
+        k: preprocessing[k] for k in ("backend", "interpolation", "reduce") if k in preprocessing
+    }
+    options["size"] = image_size(tuple(preprocessing.get("size", (64, 64))))
+    options["cache"] = not getattr(args, "no_cache", False)
+    if getattr(args, "workers", None):
+        options["workers"] = args.workers
+    return options
+
+
+# --- train ------------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Every option's value: given, else the checkpoint's (on resume), else the architecture's default."""
+    given = {k: getattr(args, k) for k in (*FIXED_ON_RESUME, "epochs") if getattr(args, k, None) is not None}
+    if saved is not None:
+        changed = [k for k in FIXED_ON_RESUME if k in given and k in saved and given[k] != saved[k]]
+        if changed:
+            what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (the run used {saved[k]})" for k in changed)
+            raise ValueError(
+                f"cannot change {what} when resuming: give the options of the first run, or start a new one"
+            )
+        return {**saved, **given}
+    arch = given.get("arch", "mlp")
+    settings: Dict[str, Any] = {**ARCH_DEFAULTS[arch], "activation": "tanh", "init": None, **given}
+    settings["seed"] = args.seed
+    return settings
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output paths that would fail after training (the weights would be lost)."""
+    for option, value in (("--out", args.out), ("--history", args.history), ("--plot", args.plot)):
+        if value is None:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise IsADirectoryError(f"{option} {value} is a folder; give a file name such as {path / 'model.nnl'}")
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{option} {value}: folder {folder} does not exist (create it first)")
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(f"{option} {value}: folder {folder} is not writable")
+    if args.checkpoint_dir:
+        Path(args.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+
+
+def _build(settings: Dict[str, Any], features_shape: Tuple[int, ...], classes: int) -> Any:
+    from .models import mlp, small_cnn
+
+    if settings["arch"] == "cnn":
+        return small_cnn(classes, rng=settings["seed"])
+    hidden = settings["hidden"] or 64
+    return mlp(
+        int(np.prod(features_shape)),
+        hidden,
+        classes,
+        activation=settings["activation"],
+        init=settings["init"],
+        rng=settings["seed"],
+    )
+
+
+def _optimizer(settings: Dict[str, Any], model: Any) -> Any:
+    from .optim import SGD, Adam, AdamW
+
+    lr, wd = settings["lr"], settings["weight_decay"]
+    if settings["optimizer"] == "sgd":
+        return SGD(model.parameters(), lr=lr, momentum=settings["momentum"], weight_decay=wd)
+    if settings["optimizer"] == "adamw":
+        return AdamW(model.parameters(), lr=lr, weight_decay=wd or 0.01)
+    return Adam(model.parameters(), lr=lr, weight_decay=wd)
+
+
+def _schedule(settings: Dict[str, Any], optimizer: Any) -> Any:
+    from .schedules import CosineAnnealingLR, ReduceLROnPlateau, StepLR
+
+    kind, epochs = settings["schedule"], settings["epochs"]
+    if kind == "cosine":
+        return CosineAnnealingLR(optimizer, T_max=epochs)
+    if kind == "step":
+        return StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+    if kind == "plateau":
+        return ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    return None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .batching import Subset
+    from .builtin import builtin_dataset
+    from .callbacks import EarlyStopping, ModelCheckpoint, RestoreBest
+    from .data import load_image_folder
+    from .inference import evaluate
+    from .models import loss_for
+    from .serialize import load, read_header, save
+    from .train import fit
+
+    saved = None
+    if args.resume:
+        header = read_header(args.resume)
+        saved = (header.get("metadata") or {}).get("train_settings")
+        if saved is None:
+            raise ValueError(
+                f"{args.resume} was not written by 'nnlayers train --checkpoint-dir'; it cannot be resumed here"
+            )
+    settings = _settings(args, saved)
+    _check_outputs(args)
+    data_dir = args.data_dir
+    if data_dir is None:
+        data_dir = str(builtin_dataset())
+        _log(
+            args,
+            f"No DATA_DIR given: training on nnlayers' built-in set of generated circles and squares ({data_dir}). Pass a folder of photos to train on your own.",
+        )
+    layout = "NHWC" if settings["arch"] == "cnn" else "NHWC, flattened"
+    preprocessing = _preprocessing(settings["size"], layout)
+    options = _load_options(preprocessing, args)
+    train_set = load_image_folder(data_dir, verbose=not args.quiet, **options)
+    classes = train_set.classes
+    if saved is not None and (header.get("classes") or classes) != classes:
+        raise ValueError(
+            f"{data_dir} holds classes {classes}, but the checkpoint was trained on {header.get('classes')}"
+        )
+    train_data: Any = train_set
+    if args.val_dir:
+        validation: Any = load_image_folder(args.val_dir, classes=classes, verbose=not args.quiet, **options)
+        where = str(args.val_dir)
+    else:  # split once here: fit trains on one part, and the final figures come from the other
+        fraction = args.val_split if args.val_split is not None else 0.2
+        if len(train_set) * fraction < 1 or len(train_set) * (1 - fraction) < 1:
+            raise ValueError(
+                f"--val-split {fraction} of {len(train_set)} photos leaves no photo on one side; use more photos or --val-dir"
+            )
+        train_data, validation = Subset.split(train_set.images, train_set.labels, fraction, args.seed)
+        where = f"held-out {fraction:.0%} of {data_dir}"
+
+    model = load(args.resume) if args.resume else _build(settings, train_set.images.shape[1:], len(classes))
+    model.train()
+    loss_fn = loss_for(model)
+    optimizer = _optimizer(settings, model)
+    scheduler = _schedule(settings, optimizer)
+    callbacks: List[Any] = []
+    keep_best = RestoreBest("val_loss") if args.save == "best" else None
+    if keep_best is not None:
+        callbacks.append(keep_best)
+    if args.patience:
+        callbacks.append(EarlyStopping(patience=args.patience, restore_best=args.save == "best"))
+    if args.checkpoint_dir:
+        callbacks.append(ModelCheckpoint(args.checkpoint_dir))
+    _log(args, f"{model}\n{len(classes)} classes {classes}; {settings['epochs']} epochs, batch {settings['batch_size']}, "
+               f"{type(optimizer).__name__} lr {settings['lr']}, schedule {settings['schedule']}, augment {settings['augment']}")  # fmt: skip
+    metadata = {"classes": classes, "preprocessing": preprocessing, "metadata": {"train_settings": settings}}
+    history = fit(
+        model, loss_fn, optimizer, train_data, epochs=settings["epochs"], batch_size=settings["batch_size"],
+        validation=validation, seed=settings["seed"], callbacks=callbacks, verbose=0 if args.quiet else 1,
+        resume=args.resume, metadata=metadata, scheduler=scheduler, augment=settings["augment"],
+    )  # fmt: skip
+    if history.diverged:
+        if args.quiet:
+            print(f"nnlayers: {history.stop_reason}", file=sys.stderr)
+        print(f"nnlayers: error: training diverged; no model file was written to {args.out}", file=sys.stderr)
+        return 1
+    best_epoch = (
+        keep_best.best_epoch if keep_best is not None and keep_best.best_weights is not None else history.epochs[-1]
+    )
+    extra = {
+        "history": history.to_dict(),
+        "data_dir": str(data_dir),
+        "train_settings": settings,
+        "saved_epoch": best_epoch,
+    }
+    save(model, args.out, classes=classes, preprocessing=preprocessing, metadata=extra)
+    if args.history:
+        history.save(args.history)
+    if args.plot:
+        from .plot import plot_history
+
+        plot_history(history, path=args.plot)
+    scores = evaluate(model, validation)
+    which = (
+        f"epoch {best_epoch} of {history.epochs[-1]} (lowest validation loss)"
+        if args.save == "best"
+        else f"the last epoch ({best_epoch})"
+    )
+    print(
+        f"validation accuracy {scores['accuracy']:.4f} (loss {scores['loss']:.4f}, {scores['n']} images, {where}); "
+        f"model saved to {args.out}: {which}"
+    )
+    return 0
+
+
+# --- evaluate, predict, info ----------------------------------------------------------------
+
+
+def _load_model(path: str) -> Any:  # a loaded model carries .classes and .preprocessing
+    from .serialize import load
+
+    model: Any = load(path)
+    if not model.classes or not model.preprocessing:
+        raise ValueError(
+            f"{path} has no class names or preprocessing; save it with save(model, path, classes=..., preprocessing=...)"
+        )
+    return model
+
+
+def _print_metrics(scores: Dict[str, Any], classes: List[str]) -> None:
+    print(f"images     {scores['n']}")
+    print(f"loss       {scores['loss']:.4f}")
+    print(f"accuracy   {scores['accuracy']:.4f}")
+    width = max(8, *(len(c) for c in classes)) + 2
+    print(f"\n{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name, row in zip(classes, scores["per_class"]):
+        print(f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10}")
+    print(
+        f"{'macro':<{width}}{scores['macro_precision']:>10.4f}{scores['macro_recall']:>10.4f}{scores['macro_f1']:>10.4f}"
+    )
+    print(
+        f"\nconfusion matrix (rows: true, columns: predicted)\n{'':{width}}" + "".join(f"{c:>{width}}" for c in classes)
+    )
+    for name, row in zip(classes, scores["confusion_matrix"]):
+        print(f"{name:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_image_folder
+    from .inference import evaluate
+
+    model = _load_model(args.model)
+    dataset = load_image_folder(args.data_dir, classes=model.classes, **_load_options(model.preprocessing, args))
+    scores = evaluate(model, dataset)
+    if args.json:
+        print(json.dumps({**scores, "classes": model.classes}))
+    else:
+        _print_metrics(scores, model.classes)
+    return 0
+
+
+def _true_class(path: str, classes: List[str]) -> Optional[int]:
+    """The class named by a file's name (cat.3001.jpg) or folder (cat/x.jpg), if any."""
+    from .folders import label_from_filename
+
+    for candidate in (label_from_filename(path), Path(path).parent.name):
+        if candidate in classes:
+            return classes.index(candidate)
+    return None
+
+
+def _expand(paths: List[str]) -> List[str]:
+    """Files as given; folders replaced by the image files inside them (sorted, recursively)."""
+    from .folders import image_files
+
+    files: List[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = image_files(path)
+            if not found:
+                raise ValueError(f"{path} holds no image files")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .images import ImageLoadError, load_image
+    from .inference import predict_proba
+
+    model = _load_model(args.model)
+    classes: List[str] = list(model.classes)
+    options = _load_options(model.preprocessing, args)
+    options.pop("cache")
+    paths = _expand(args.images)
+    results: Dict[str, Dict[str, Any]] = {}
+    good_paths, good_images = [], []
+    for path in paths:
+        try:
+            good_images.append(load_image(path, **options))
+            good_paths.append(path)
+        except (ImageLoadError, OSError) as error:
+            results[path] = {"path": path, "error": str(error)}
+    proba = predict_proba(model, np.stack(good_images)) if good_images else np.zeros((0, len(classes)))
+    table = np.stack([1 - proba, proba], axis=1) if proba.ndim == 1 else proba  # a row of class probabilities
+    if table.shape[1] != len(classes):
+        raise ValueError(f"{args.model} gives {table.shape[1]} outputs for {len(classes)} classes {classes}")
+    binary = proba.ndim == 1
+    for path, row in zip(good_paths, table):
+        label = int(row[1] > args.threshold) if binary else int(row.argmax())
+        ranked = np.argsort(-row, kind="stable")[: args.top_k]
+        entry: Dict[str, Any] = {"path": path, "label": classes[label], "probability": float(row[label])}
+        if binary:
+            entry[f"p_{classes[1]}"] = float(row[1])
+        if args.top_k > 1:
+            entry["top"] = [{"label": classes[i], "probability": float(row[i])} for i in ranked]
+        results[path] = entry
+    rows = [results[p] for p in paths]
+    if args.json:
+        print(json.dumps(rows, indent=2, allow_nan=False))
+    else:
+        for r in rows:
+            if "error" not in r:
+                print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}")
+    if args.grid and good_images:
+        from .plot import plot_predictions
+
+        truth = [_true_class(p, classes) for p in good_paths]
+        predicted = [classes.index(results[p]["label"]) for p in good_paths]
+        keep = [
+            i
+            for i in range(len(good_paths))
+            if not args.mistakes or (truth[i] is not None and truth[i] != predicted[i])
+        ]
+        if not keep:
+            _log(args, "no mistakes to draw: every photo whose class is known was predicted right")
+        else:
+            plot_predictions(
+                np.stack([good_images[i] for i in keep]),
+                table[keep],
+                classes,
+                path=args.grid,
+                truth=[truth[i] for i in keep],
+            )
+    failed = [r for r in rows if "error" in r]
+    for r in failed:
+        print(f"nnlayers: error: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .serialize import build, read_header
+
+    header = read_header(args.model)
+    model = build(header["architecture"])
+    n_params = sum(p.size for p in model.parameters())
+    print(f"file            {args.model}")
+    print(f"format version  {header['format_version']} (written by nnlayers {header.get('nnlayers_version')})")
+    print(f"parameters      {n_params:,}")
+    print(f"classes         {header.get('classes')}")
+    print(f"preprocessing   {json.dumps(header.get('preprocessing'))}")
+    training = header.get("training")
+    metadata = header.get("metadata") or {}
+    history = (training or {}).get("history") or metadata.get("history")
+    if training:
+        optimizer = training["optimizer"]
+        extra = f" momentum {optimizer['momentum']}" if "momentum" in optimizer else ""
+        print(
+            f"checkpoint      epoch {training['epoch']}, {optimizer.get('type', 'SGD')} lr {optimizer.get('lr')}{extra}"
+        )
+    if history and history.get("epochs"):
+        last = {k: round(v[-1], 4) for k, v in history["history"].items()}
+        print(f"last epoch      {history['epochs'][-1]}: {last}")
+    if "saved_epoch" in metadata:
+        print(f"saved epoch     {metadata['saved_epoch']}")
+    print(f"architecture\n{model}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+    from .serialize import load
+
+    model: Any = load(args.model)
+    path = export_onnx(model, args.out, opset=args.opset)
+    print(
+        f"wrote {path} (opset {args.opset}; inputs {'images NHWC' if 'NHWC' == (model.preprocessing or {}).get('layout') else 'as the model takes them'})"
+    )
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .cache import clear_cache, describe_cache
+
+    if args.action == "clear":
+        removed = clear_cache(args.folder)
+        print(
+            f"removed {removed} cached folder{'s' if removed != 1 else ''}"
+            + (f" of {args.folder}" if args.folder else "")
+        )
+    else:
+        print(describe_cache())
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "info": cmd_info,
+    "export": cmd_export,
+    "cache": cmd_cache,
+}

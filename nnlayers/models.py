@@ -1,0 +1,131 @@
+"""Ready-made networks, returned as plain `Sequential` models you can print, change and subclass.
+
+- `mlp`: the tutorial's network, ``Dense(12288, h) -> Tanh -> Dense(h, 1) -> Sigmoid``.
+- `small_cnn`: the convolutional network that ``nnlayers train --arch cnn`` trains: blocks of
+  ``Conv2D 3x3 -> BatchNorm2D -> ReLU -> MaxPool2D 2``, then global average pooling, dropout and
+  a dense head.
+
+A binary head has one output (a probability after `Sigmoid` for `mlp`, as the tutorial; a raw
+score for `small_cnn`, trained with `BCEWithLogitsLoss`); K classes get K raw scores, trained with
+`CrossEntropyLoss`. `loss_for` picks the matching loss.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Union
+
+from .container import Sequential
+from .conv import Conv2D, GlobalAvgPool2D, MaxPool2D
+from .init import RandomSource
+from .layers import Dense, ReLU, Sigmoid, Tanh
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
+from .module import Layer
+from .norm import BatchNorm2D, Dropout
+from .util import check_positive_int
+
+ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}
+
+
+def _seed(rng: Union[None, int, RandomSource], offset: int) -> Union[None, int, RandomSource]:
+    """Distinct int seeds for each layer from one seed (a generator is shared as it is)."""
+    return rng + offset if isinstance(rng, int) else rng
+
+
+def mlp(
+    in_features: int = 12288,
+    hidden: int = 64,
+    num_classes: int = 2,
+    *,
+    activation: str = "tanh",
+    init: Optional[str] = None,
+    rng: Union[None, int, RandomSource] = None,
+) -> Sequential:
+    """The tutorial's 2-layer network: ``Dense(in, hidden) -> activation -> Dense(hidden, 1) -> Sigmoid``.
+
+    Args:
+        in_features: Inputs per example (64 x 64 x 3 = 12288 for the tutorial's photos).
+        hidden: Hidden units.
+        num_classes: 2 for the tutorial's sigmoid output; K > 2 for K raw scores (softmax).
+        activation: ``"tanh"`` (the tutorial's), ``"relu"`` or ``"sigmoid"``.
+        init: Weight initialiser of both layers (default: He for ReLU, Xavier otherwise;
+            ``"normal"`` is the tutorial's ``randn * 0.01``).
+        rng: An int seed (each layer gets its own) or a generator.
+
+    Examples:
+        >>> mlp(12288, 64, rng=0)
+        Sequential(
+          (0): Dense(in_features=12288, out_features=64, bias=True)
+          (1): Tanh()
+          (2): Dense(in_features=64, out_features=1, bias=True)
+          (3): Sigmoid()
+        )
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    num_classes = check_positive_int("num_classes", num_classes)
+    first_init = init or ("he_normal" if activation == "relu" else "xavier_uniform")
+    layers: List[Layer] = [
+        Dense(in_features, hidden, init=first_init, rng=_seed(rng, 0)),
+        ACTIVATIONS[activation](),
+    ]
+    if num_classes <= 2:
+        return Sequential([*layers, Dense(hidden, 1, init=init or "xavier_uniform", rng=_seed(rng, 1)), Sigmoid()])
+    return Sequential([*layers, Dense(hidden, num_classes, init=init or "xavier_uniform", rng=_seed(rng, 1))])
+
+
+def small_cnn(
+    num_classes: int = 2,
+    *,
+    channels: Sequence[int] = (32, 64, 128, 128),
+    in_channels: int = 3,
+    dropout: float = 0.3,
+    rng: Union[None, int, RandomSource] = None,
+) -> Sequential:
+    """A small convolutional network for RGB photos: what ``nnlayers train --arch cnn`` trains.
+
+    Each entry of ``channels`` is a block ``Conv2D(3x3, same) -> BatchNorm2D -> ReLU ->
+    MaxPool2D(2)``; then ``GlobalAvgPool2D -> Dropout -> Dense`` to one raw score (binary) or
+    ``num_classes`` raw scores. Global pooling makes it work at any image size that survives the
+    poolings (at least ``2 ** len(channels)`` pixels a side).
+
+    Args:
+        num_classes: 2 (one output, for `BCEWithLogitsLoss`) or K > 2 (K outputs, for
+            `CrossEntropyLoss`).
+        channels: Filters of each block.
+        in_channels: 3 for RGB images.
+        dropout: Dropout probability before the head.
+        rng: An int seed (each layer gets its own) or a generator.
+
+    Examples:
+        >>> model = small_cnn(2, channels=(8, 16), rng=0)
+        >>> [type(layer).__name__ for layer in model]  # doctest: +NORMALIZE_WHITESPACE
+        ['Conv2D', 'BatchNorm2D', 'ReLU', 'MaxPool2D', 'Conv2D', 'BatchNorm2D', 'ReLU', 'MaxPool2D',
+         'GlobalAvgPool2D', 'Dropout', 'Dense']
+    """
+    num_classes = check_positive_int("num_classes", num_classes)
+    layers: List[Layer] = []
+    previous = check_positive_int("in_channels", in_channels)
+    for i, width in enumerate(channels):
+        width = check_positive_int("channels", width)
+        layers += [
+            Conv2D(previous, width, 3, padding="same", bias=False, rng=_seed(rng, i)),  # BatchNorm has the bias
+            BatchNorm2D(width),
+            ReLU(),
+            MaxPool2D(2),
+        ]
+        previous = width
+    outputs = 1 if num_classes <= 2 else num_classes
+    head = [GlobalAvgPool2D(), Dropout(dropout, rng=_seed(rng, 100)), Dense(previous, outputs, rng=_seed(rng, 101))]
+    return Sequential(layers + head)
+
+
+def loss_for(model: Layer) -> Loss:
+    """The loss that trains ``model``: `BCELoss` after a `Sigmoid`, `BCEWithLogitsLoss` for one raw
+    output, `CrossEntropyLoss` for several."""
+    from .inference import last_layer
+
+    last = last_layer(model)
+    if isinstance(last, Sigmoid):
+        return BCELoss()
+    outputs = getattr(last, "out_features", 1)
+    return CrossEntropyLoss() if outputs > 1 else BCEWithLogitsLoss()
