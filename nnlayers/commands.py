@@ -15,7 +15,7 @@ from .cli import ARCH_DEFAULTS
 
 #: Options that shape the network or its data: a resumed run cannot change them.
 FIXED_ON_RESUME: Tuple[str, ...] = ("arch", "hidden", "activation", "init", "size", "optimizer", "lr", "momentum")
-FIXED_ON_RESUME += ("weight_decay", "schedule", "augment", "batch_size", "seed")
+FIXED_ON_RESUME += ("weight_decay", "schedule", "augment", "batch_size", "seed", "patience", "save")
 
 
 def describe_error(error: BaseException) -> str:
@@ -70,6 +70,8 @@ def _load_options(preprocessing: Dict[str, Any], args: argparse.Namespace) -> Di
 def _settings(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     """Every option's value: given, else the checkpoint's (on resume), else the architecture's default."""
     given = {k: getattr(args, k) for k in (*FIXED_ON_RESUME, "epochs") if getattr(args, k, None) is not None}
+    if saved is not None:  # the parser's own defaults do not count as given
+        given = {k: v for k, v in given.items() if k not in ("seed", "save") or v != build_defaults()[k]}
     if saved is not None:
         changed = [k for k in FIXED_ON_RESUME if k in given and k in saved and given[k] != saved[k]]
         if changed:
@@ -79,9 +81,12 @@ def _settings(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) -> Dict
             )
         return {**saved, **given}
     arch = given.get("arch", "mlp")
-    settings: Dict[str, Any] = {**ARCH_DEFAULTS[arch], "activation": "tanh", "init": None, **given}
-    settings["seed"] = args.seed
-    return settings
+    return {**ARCH_DEFAULTS[arch], "activation": "tanh", "init": None, "patience": None, "save": "best", **given}
+
+
+def build_defaults() -> Dict[str, Any]:
+    """The parser's defaults of the options that have one (seed, save)."""
+    return {"seed": 0, "save": "best"}
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -160,6 +165,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{args.resume} was not written by 'nnlayers train --checkpoint-dir'; it cannot be resumed here"
             )
     settings = _settings(args, saved)
+    if args.resume and not args.checkpoint_dir:  # keep writing checkpoints where the run wrote them
+        args.checkpoint_dir = str(Path(args.resume).parent)
     _check_outputs(args)
     data_dir = args.data_dir
     if data_dir is None:
@@ -196,11 +203,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     optimizer = _optimizer(settings, model)
     scheduler = _schedule(settings, optimizer)
     callbacks: List[Any] = []
-    keep_best = RestoreBest("val_loss") if args.save == "best" else None
+    keep_best = RestoreBest("val_loss") if settings["save"] == "best" else None
     if keep_best is not None:
         callbacks.append(keep_best)
-    if args.patience:
-        callbacks.append(EarlyStopping(patience=args.patience, restore_best=args.save == "best"))
+    if settings["patience"]:
+        callbacks.append(EarlyStopping(patience=settings["patience"], restore_best=settings["save"] == "best"))
     if args.checkpoint_dir:
         callbacks.append(ModelCheckpoint(args.checkpoint_dir))
     _log(args, f"{model}\n{len(classes)} classes {classes}; {settings['epochs']} epochs, batch {settings['batch_size']}, "
@@ -235,7 +242,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     scores = evaluate(model, validation)
     which = (
         f"epoch {best_epoch} of {history.epochs[-1]} (lowest validation loss)"
-        if args.save == "best"
+        if settings["save"] == "best"
         else f"the last epoch ({best_epoch})"
     )
     print(
