@@ -12,6 +12,7 @@ import sys
 import termios
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nnlayers import evaluate, predict_proba
@@ -243,3 +244,30 @@ def test_progress_bar_in_a_real_terminal(env, tmp_path):
     assert "loading images" in text and "img" in text  # the decoding bar
     assert "epoch 1/2:" in text and "batch" in text  # the training bar (tqdm's "desc: ...")
     assert "\r" in text.replace("\r\n", "")  # bars are redrawn in place
+
+
+def test_three_classes_through_train_evaluate_and_predict(env, tmp_path):
+    """Circles, squares and triangles: a softmax head without any new flag, then the K-class outputs."""
+    from nnlayers.builtin import builtin_dataset
+
+    folder = builtin_dataset(tmp_path / "shapes", per_class=80, kinds=("circle", "square", "triangle"))
+    result = run(env, "train", folder, "--epochs", "20", "--quiet", "--out", "shapes.nnl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.split()[2]) > 0.9  # validation accuracy on the held-out 20%
+    model = load(tmp_path / "shapes.nnl")
+    assert model.classes == ["circle", "square", "triangle"] and model[-1].out_features == 3
+
+    scores = json.loads(run(env, "evaluate", tmp_path / "shapes.nnl", folder, "--json").stdout)
+    assert scores["accuracy"] > 0.9 and np.array(scores["confusion_matrix"]).shape == (3, 3)
+    assert [round(row["support"]) for row in scores["per_class"]] == [80, 80, 80]
+    table = run(env, "evaluate", tmp_path / "shapes.nnl", folder).stdout
+    assert "triangle" in table and "precision" in table and "macro" in table
+
+    photos = [folder / "triangle" / "triangle.1.jpg", folder / "circle" / "circle.2.jpg"]
+    rows = json.loads(run(env, "predict", tmp_path / "shapes.nnl", *photos, "--json", "--top-k", "2").stdout)
+    proba = predict_proba(model, [str(p) for p in photos])
+    for row, p in zip(rows, proba):
+        assert row["label"] == model.classes[int(p.argmax())] and row["probability"] == pytest.approx(p.max(), rel=1e-6)
+        assert [t["probability"] for t in row["top"]] == pytest.approx(sorted(p, reverse=True)[:2], rel=1e-6)
+    listing = run(env, "predict", tmp_path / "shapes.nnl", folder / "circle")  # a folder: every photo inside
+    assert listing.returncode == 0 and len(listing.stdout.splitlines()) == 80
