@@ -121,19 +121,6 @@ def small_model():
     return Sequential([Dense(8, 4, rng=0), Tanh(), Dense(4, 1, rng=1), Sigmoid()])
 
 
-@pytest.fixture()
-def tiny_disk(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if (
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True).returncode
-        != 0
-    ):
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
-
-
 def test_full_disk_is_a_clear_error_and_keeps_the_previous_file(tiny_disk):
     path = tiny_disk / "model.nnl"
     save(small_model(), path)
