@@ -1,6 +1,7 @@
 """ONNX export, checked by onnx.checker and run in ONNX Runtime against nnlayers' own outputs."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -162,3 +163,43 @@ def test_the_cli_exports_a_trained_model(tmp_path):
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     x = RNG.random((3, 48), dtype=np.float32)
     np.testing.assert_allclose(session.run(None, {"input": x})[0], load(tmp_path / "m.nnl")(x), rtol=1e-5)
+
+
+def test_exported_cli_model_predicts_the_shared_test_photos_as_nnlayers_does(shared_data, tmp_path):
+    """nnlayers train (a CNN, on 200 Kaggle photos) -> nnlayers export -> ONNX Runtime labels == nnlayers predict."""
+    import shutil
+    import subprocess
+
+    from nnlayers.inference import load_images
+
+    from .test_cli import COMMAND
+
+    train = tmp_path / "train"
+    train.mkdir()
+    for kind in ("cat", "dog"):
+        for n in range(100):
+            shutil.copy(shared_data / "dogs-vs-cats" / "train" / f"{kind}.{n}.jpg", train)
+    env = {**os.environ, "NNLAYERS_CACHE_DIR": str(tmp_path / "cache")}
+    trained = subprocess.run([*COMMAND, "train", train, "--arch", "cnn", "--size", "32", "--epochs", "2", "--quiet",
+                              "--out", tmp_path / "m.nnl"], capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    exported = subprocess.run(
+        [*COMMAND, "export", tmp_path / "m.nnl", tmp_path / "m.onnx"], capture_output=True, text=True, env=env
+    )
+    assert exported.returncode == 0, exported.stderr
+    photos = sorted((shared_data / "dogs-vs-cats" / "test").glob("*.jpg"))[::5]  # 200 of the 1,000
+    predicted = subprocess.run(
+        [*COMMAND, "predict", tmp_path / "m.nnl", *photos, "--json"], capture_output=True, text=True, env=env
+    )
+    labels = [row["label"] for row in json.loads(predicted.stdout)]
+
+    model = load(tmp_path / "m.nnl")
+    proto = onnx.load(tmp_path / "m.onnx")
+    meta = {p.key: json.loads(p.value) for p in proto.metadata_props if p.key in ("classes", "preprocessing")}
+    assert meta["classes"] == model.classes and meta["preprocessing"] == model.preprocessing
+    x = load_images([str(p) for p in photos], meta["preprocessing"]).astype(np.float32) / 255  # what the metadata says
+    scores = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[
+        0
+    ]
+    onnx_labels = [meta["classes"][int(s > 0)] for s in scores[:, 0]]  # one raw score: class 1 when positive
+    assert onnx_labels == labels
