@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -100,8 +101,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
         folder = path.parent if str(path.parent) else Path(".")
         if not folder.is_dir():
             raise FileNotFoundError(f"{option} {value}: folder {folder} does not exist (create it first)")
-        if not os.access(folder, os.W_OK):
-            raise PermissionError(f"{option} {value}: folder {folder} is not writable")
+        try:  # the real test of writability (a read-only mount, a full disk, permissions)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as error:
+            raise OSError(error.errno, f"{option} {value}: cannot write in {folder}: {error.strerror}") from None
     if args.checkpoint_dir:
         Path(args.checkpoint_dir).mkdir(parents=True, exist_ok=True)
 

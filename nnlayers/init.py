@@ -11,8 +11,9 @@ uniform in ``+-1/sqrt(fan_in)``).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -99,10 +100,30 @@ def get_initializer(init: Union[str, Initializer]) -> Initializer:
         raise ValueError(f"unknown init {init!r}; expected one of {sorted(INITIALIZERS)} or a callable") from None
 
 
+_UNSET = [False]  # while true (loading a file), layers get weights that the file will overwrite
+
+
+@contextlib.contextmanager
+def weights_left_unset() -> Iterator[None]:
+    """Within the block, layers allocate their weights without drawing or writing them (``numpy.empty``).
+
+    Model files use it: the weights are read from the file next, so drawing random numbers
+    first would cost time and, for a large layer, memory.
+    """
+    previous = _UNSET[0]
+    _UNSET[0] = True
+    try:
+        yield
+    finally:
+        _UNSET[0] = previous
+
+
 def initial_weights(
     init: Union[str, Initializer], shape: Shape, bias: bool, rng: RandomSource, dtype: np.dtype
 ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """A layer's starting weight and bias: biases are zero (as in the seed), except with ``"torch"``."""
+    if _UNSET[0]:
+        return np.empty(shape, dtype), (np.empty(shape[0], dtype) if bias else None)
     weight = np.asarray(get_initializer(init)(shape, rng), dtype=dtype)
     if not bias:
         return weight, None

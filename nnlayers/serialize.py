@@ -1,41 +1,46 @@
 """Model files: `save` and `load`, without pickle.
 
-A ``.nnl`` file is::
-
-    b"NNLAYERS"                      8 bytes, the magic
-    header length                    8 bytes, unsigned little-endian
-    header                           JSON, UTF-8
-    array data                       raw little-endian bytes, one array after another
-    SHA-256 of everything above      32 bytes
-
-The header holds ``format_version``, ``nnlayers_version``, the ``architecture`` (layer types
-and constructor arguments), ``classes``, ``preprocessing`` (how photos become inputs), free
-``metadata``, an ``arrays`` table (dtype, shape, offset of each array) and, in a checkpoint, the
-``training`` state. Arrays are read with ``numpy.frombuffer`` from a fixed list of numeric
-dtypes, and layers are built only from known or registered classes, so loading a file never
-runs code from it. Writes go to a temporary file that replaces the target only when complete.
+The byte layout and the defensive reading are in `nnlayers.modelfile`. The header holds
+``format_version``, ``nnlayers_version``, the ``architecture`` (layer types and constructor
+arguments), ``classes``, ``preprocessing`` (how photos become inputs), free ``metadata``, an
+``arrays`` table and, in a checkpoint, the ``training`` state. Layers are built only from known or
+registered classes, without drawing weights that the file is about to replace, and their
+weights are checked against the file's arrays before any is read: loading never runs code from
+the file, and a file that declares a huge layer without its weights is refused at once. Writes
+go to a temporary file that replaces the target only when complete.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
 
 import numpy as np
 
 from .container import Sequential
 from .conv import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, MaxPool2D
+from .init import weights_left_unset
 from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .modelfile import FORMAT_VERSION, MAGIC, ModelFile, ModelFileError, encode, read_all
 from .module import Layer
 from .norm import BatchNorm1D, BatchNorm2D, Dropout
 from .util import PathLike, atomic_write_bytes
 
-MAGIC = b"NNLAYERS"
-FORMAT_VERSION = 1
-MAX_HEADER_BYTES = 64 * 1024 * 1024
-ALLOWED_DTYPES = frozenset({"<f4", "<f8", "<f2", "<i8", "<i4", "|u1", "|i1", "|b1"})
+__all__ = [
+    "MAGIC",
+    "ModelFileError",
+    "build",
+    "describe",
+    "load",
+    "read_checkpoint",
+    "read_header",
+    "register_layer",
+    "save",
+]
+
+#: How deeply Sequential models may nest in a file (deeper is refused as hostile).
+MAX_DEPTH = 64
 
 LayerT = TypeVar("LayerT", bound=Type[Layer])
 #: Built-in layers are stored under their bare class names; custom ones under ``module.QualName``.
@@ -57,10 +62,6 @@ BUILTIN_LAYERS: Dict[str, Type[Layer]] = {
     + (Flatten, BatchNorm1D, BatchNorm2D, Dropout)
 }
 _REGISTRY: Dict[str, Type[Layer]] = dict(BUILTIN_LAYERS)
-
-
-class ModelFileError(ValueError):
-    """A model file is missing, truncated, corrupt, from a newer format, or not a model file."""
 
 
 def layer_key(cls: Type[Layer]) -> str:
@@ -147,8 +148,16 @@ def describe(layer: Layer) -> Dict[str, Any]:
     return {"type": cls.__name__, "module": cls.__module__, "config": config}
 
 
-def build(architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str, Type[Layer]]] = None) -> Layer:
-    """Build a layer or model from `describe` output, using only known layer classes."""
+def build(
+    architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str, Type[Layer]]] = None, _depth: int = 0
+) -> Layer:
+    """Build a layer or model from `describe` output, using only known layer classes.
+
+    Weights are left unset (``numpy.empty``: no random numbers drawn, no memory touched): the
+    caller loads them.
+    """
+    if _depth > MAX_DEPTH:
+        raise ModelFileError(f"bad architecture: Sequential models nested more than {MAX_DEPTH} deep")
     if not isinstance(architecture, Mapping) or not isinstance(architecture.get("type"), str):
         raise ModelFileError(f"bad architecture entry: {str(architecture)[:80]}")
     name = architecture["type"]
@@ -156,7 +165,7 @@ def build(architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str, 
         layers = architecture.get("layers")
         if not isinstance(layers, list):
             raise ModelFileError("bad architecture: Sequential without a list of layers")
-        return Sequential([build(entry, custom_layers) for entry in layers])
+        return Sequential([build(entry, custom_layers, _depth + 1) for entry in layers])
     module = architecture.get("module")
     if module is not None and not isinstance(module, str):
         raise ModelFileError(f"bad architecture entry: module {module!r} of {name}")
@@ -172,9 +181,10 @@ def build(architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str, 
     if not isinstance(config, dict):
         raise ModelFileError(f"bad config for {name}: {config!r}")
     try:
-        return cls(**config)
-    except (TypeError, ValueError) as error:
-        raise ModelFileError(f"cannot build {name} from its saved config {config}: {error}") from None
+        with weights_left_unset():
+            return cls(**config)
+    except (TypeError, ValueError, OverflowError, MemoryError) as error:
+        raise ModelFileError(f"cannot build {name} from its saved config {str(config)[:200]}: {error}") from None
 
 
 # --- nested JSON with arrays ------------------------------------------------------------------
@@ -208,33 +218,6 @@ def _resolve_arrays(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
 
 
 # --- writing ------------------------------------------------------------------------------------
-
-
-def _serialize(header: Dict[str, Any], arrays: Mapping[str, np.ndarray]) -> List[bytes]:
-    table: Dict[str, Dict[str, Any]] = {}
-    chunks: List[bytes] = []
-    offset = 0
-    for name, array in arrays.items():
-        data = np.asarray(array, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
-        data = data.astype(data.dtype.newbyteorder("<"), copy=False)
-        if data.dtype.str not in ALLOWED_DTYPES:
-            raise TypeError(f"cannot save array {name!r} of dtype {array.dtype}; numeric arrays only")
-        raw = data.tobytes()
-        table[name] = {"dtype": data.dtype.str, "shape": list(data.shape), "offset": offset, "nbytes": len(raw)}
-        chunks.append(raw)
-        offset += len(raw)
-    header = {**header, "arrays": table}
-    header_bytes = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
-    return [MAGIC, len(header_bytes).to_bytes(8, "little"), header_bytes, *chunks]
-
-
-def _with_checksum(chunks: List[bytes]) -> Iterator[bytes]:
-    """The chunks, then the SHA-256 of all of them (the file's last 32 bytes)."""
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-        yield chunk
-    yield digest.digest()
 
 
 def save(
@@ -286,7 +269,7 @@ def save(
         "training": _extract_arrays(training, "training", arrays) if training is not None else None,
     }
     try:
-        atomic_write_bytes(path, _with_checksum(_serialize(header, arrays)))
+        atomic_write_bytes(path, encode(header, arrays))
     except OSError as error:
         raise OSError(
             error.errno, f"cannot save {path}: {error.strerror or error}; the previous file is unchanged"
@@ -297,84 +280,18 @@ def save(
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _read(path: PathLike) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"model file not found: {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder, not a model file")
-    data = path.read_bytes()
-    if not data.startswith(MAGIC):
-        kind = " (it looks like a pickle, which nnlayers never loads)" if data[:1] == b"\x80" else ""
-        raise ModelFileError(f"{path} is not an nnlayers model file{kind}")
-    if len(data) < len(MAGIC) + 8 + 32:
-        raise ModelFileError(f"{path} is truncated ({len(data)} bytes)")
-    body, checksum = data[:-32], data[-32:]
-    header_len = int.from_bytes(data[8:16], "little")
-    if header_len > min(MAX_HEADER_BYTES, len(body) - 16):
-        raise ModelFileError(
-            f"{path} is truncated or corrupt: its header claims {header_len} bytes, the file has {len(data)}"
-        )
-    if hashlib.sha256(body).digest() != checksum:
-        raise ModelFileError(
-            f"{path} is corrupt or truncated: its checksum does not match (the file was changed or cut short)"
-        )
-    try:
-        header = json.loads(data[16 : 16 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{path} has an unreadable header: {error}") from None
-    if not isinstance(header, dict) or header.get("format") != "nnlayers-model":
-        raise ModelFileError(f"{path} is not an nnlayers model file (no format field)")
-    version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path} uses model-file format version {version!r}; this nnlayers ({FORMAT_VERSION}) reads up to "
-            f"version {FORMAT_VERSION}. Upgrade nnlayers to load it."
-        )
-    blob = body[16 + header_len :]
-    return header, _read_arrays(path, header.get("arrays"), blob)
-
-
-def _read_arrays(path: Path, table: Any, blob: bytes) -> Dict[str, np.ndarray]:
-    if not isinstance(table, dict):
-        raise ModelFileError(f"{path}: the header has no array table")
-    arrays: Dict[str, np.ndarray] = {}
-    expected_offset = 0
-    for name, entry in table.items():
-        try:
-            dtype_str, shape, offset, nbytes = entry["dtype"], tuple(entry["shape"]), entry["offset"], entry["nbytes"]
-        except (KeyError, TypeError):
-            raise ModelFileError(f"{path}: bad entry for array {name!r}") from None
-        if dtype_str not in ALLOWED_DTYPES:
-            raise ModelFileError(
-                f"{path}: array {name!r} has dtype {dtype_str!r}; only numeric arrays are loaded (never objects or pickles)"
-            )
-        dtype = np.dtype(dtype_str)
-        if not all(isinstance(d, int) and d >= 0 for d in shape) or offset != expected_offset:
-            raise ModelFileError(f"{path}: bad shape or offset for array {name!r}")
-        if int(np.prod(shape)) * dtype.itemsize != nbytes or offset + nbytes > len(blob):
-            raise ModelFileError(f"{path}: array {name!r} of shape {list(shape)} does not match its {nbytes} bytes")
-        arrays[name] = np.frombuffer(blob, dtype, count=int(np.prod(shape)), offset=offset).reshape(shape).copy()
-        expected_offset += nbytes
-    if expected_offset != len(blob):
-        raise ModelFileError(
-            f"{path}: {len(blob) - expected_offset} bytes of array data are not described by the header"
-        )
-    return arrays
-
-
 def read_header(path: PathLike) -> Dict[str, Any]:
-    """The header of a model file (architecture, classes, preprocessing, versions, ...), validated."""
-    header, _ = _read(path)
-    return header
-
-
-def _weights(arrays: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    return {name[len("weights.") :]: value for name, value in arrays.items() if name.startswith("weights.")}
+    """The header of a model file (architecture, classes, preprocessing, versions, ...), verified."""
+    with ModelFile(path) as f:
+        return f.header
 
 
 def load(path: PathLike, *, custom_layers: Optional[Mapping[str, Type[Layer]]] = None) -> Layer:
     """Load a model saved by `save` (or a checkpoint), with its class names and preprocessing.
+
+    The file is verified (checksum, header, array table) and the model is built without drawing
+    weights; every weight is checked against the file's array of the same name (shape) before any
+    is read, and then read straight into the model: memory for about one copy of the weights.
 
     Args:
         path: The ``.nnl`` file.
@@ -389,12 +306,23 @@ def load(path: PathLike, *, custom_layers: Optional[Mapping[str, Type[Layer]]] =
         ModelFileError: The file is not a model file, is truncated or corrupt (checksum), comes
             from a newer format, names an unknown layer, or its arrays do not fit the architecture.
     """
-    header, arrays = _read(path)
-    model = build(header.get("architecture", {}), custom_layers)
-    try:
-        model.load_state_dict(_weights(arrays))
-    except ValueError as error:
-        raise ModelFileError(f"{path}: the weights do not fit the architecture: {error}") from None
+    with ModelFile(path) as f:
+        header = f.header
+        model = build(header["architecture"], custom_layers)
+        targets = model._state_arrays()
+        stored = {name[len("weights.") :]: name for name in f.table if name.startswith("weights.")}
+        problems = [f"missing {k}" for k in targets if k not in stored] + [
+            f"unexpected {k}" for k in stored if k not in targets
+        ]
+        problems += [
+            f"{k}: expected shape {list(t.shape)}, the file has {list(f.table[stored[k]][1])}"
+            for k, t in targets.items()
+            if k in stored and tuple(t.shape) != f.table[stored[k]][1]
+        ]
+        if problems:
+            raise ModelFileError(f"{path}: the weights do not fit the architecture: {'; '.join(problems)[:500]}")
+        for key, target in targets.items():
+            f.read_into(stored[key], target)
     model.classes = header.get("classes")
     model.preprocessing = header.get("preprocessing")
     model.metadata = header.get("metadata") or {}
@@ -403,6 +331,7 @@ def load(path: PathLike, *, custom_layers: Optional[Mapping[str, Type[Layer]]] =
 
 def read_checkpoint(path: PathLike) -> Tuple[Dict[str, np.ndarray], Optional[Dict[str, Any]]]:
     """The weights and the training state (``None`` for a plain model file) of a checkpoint."""
-    header, arrays = _read(path)
+    header, arrays = read_all(path)
+    weights = {name[len("weights.") :]: value for name, value in arrays.items() if name.startswith("weights.")}
     training = header.get("training")
-    return _weights(arrays), (_resolve_arrays(training, arrays) if training is not None else None)
+    return weights, (_resolve_arrays(training, arrays) if training is not None else None)
