@@ -266,6 +266,10 @@ def _load_model(path: str) -> Any:  # a loaded model carries .classes and .prepr
         raise ValueError(
             f"{path} has no class names or preprocessing; save it with save(model, path, classes=..., preprocessing=...)"
         )
+    if len(model.classes) < 2:
+        raise ValueError(
+            f"{path} has only {len(model.classes)} class name {model.classes}; a classifier needs two or more"
+        )
     return model
 
 

@@ -42,7 +42,7 @@ class Parameter:
         self.data: Array = np.asarray(data)
         if not np.issubdtype(self.data.dtype, np.floating):
             raise TypeError(f"Parameter expected a floating-point array, got {self.data.dtype}")
-        self._grad: Array = np.zeros_like(self.data)
+        self._grad: Array = np.zeros(self.data.shape, self.data.dtype)  # calloc: pages only touched when written
         # zero_grad() only marks the gradient stale; it is zeroed when next read, or simply
         # overwritten by add_matmul: no pass over memory just to write zeros
         self._grad_is_stale = False
