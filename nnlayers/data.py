@@ -240,11 +240,11 @@ def _decode_all(
     skipped: List[Tuple[str, str]] = []
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     show = sys.stderr.isatty() if progress is None else progress
-    executor = None
+    executor, start = None, "fork"
     if workers > 1 and len(files) >= 64:  # below that, starting processes costs more than it saves
         # fork: fast, and scripts need no `if __name__ == "__main__"` guard. Nothing OpenCV-related
         # is configured in the children: touching OpenCV's thread pool in a forked child can hang
-        start = "fork" if sys.platform.startswith("linux") else "spawn"
+        start = os.environ.get("NNLAYERS_START_METHOD") or ("fork" if sys.platform.startswith("linux") else "spawn")
         executor = ProcessPoolExecutor(
             workers, mp_context=get_context(start), initializer=_worker_init, initargs=(os.getpid(),)
         )
@@ -268,6 +268,11 @@ def _decode_all(
             images[len(kept)] = image
             kept.append(i)
     except BrokenProcessPool:
+        if start != "fork" and not kept and not skipped:  # nothing came back at all
+            raise ImageLoadError(
+                "the decoding processes failed to start. Here they are spawned: each imports your script again, "
+                'so code that loads images must be under `if __name__ == "__main__":` (or pass workers=1)'
+            ) from None
         raise ImageLoadError(
             f"a decoding process died (a decoder crashed on a file near {files[min(i + 1, len(files) - 1)]}); "
             "run with workers=1 to find the file"

@@ -381,3 +381,37 @@ def test_workers_do_not_hang_after_the_parent_used_opencv(photos, tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.split() == ["80", "80", "80"], result.stderr
+
+
+GUARD_SCRIPT = """
+import sys
+sys.path.insert(0, {repo!r})
+from nnlayers import load_image_folder
+{guard}
+    data = load_image_folder({folder!r}, cache=False, workers=2)
+    print("loaded", len(data))
+"""
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_spawned_workers_without_a_main_guard_get_a_clear_message(tmp_path, guarded):
+    """macOS and Windows spawn workers, which import the script again (forced here with NNLAYERS_START_METHOD)."""
+    import subprocess
+    import sys
+
+    from nnlayers.builtin import builtin_dataset
+
+    from .conftest import REPO
+
+    folder = builtin_dataset(tmp_path / "shapes", per_class=40)
+    guard = 'if __name__ == "__main__":' if guarded else "if True:"
+    script = tmp_path / "script.py"
+    script.write_text(GUARD_SCRIPT.format(repo=str(REPO), folder=str(folder), guard=guard))
+    env = {**os.environ, "NNLAYERS_START_METHOD": "spawn"}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=180)
+    if guarded:
+        assert result.returncode == 0 and "loaded 80" in result.stdout, result.stderr
+    else:
+        assert result.returncode != 0
+        assert 'must be under `if __name__ == "__main__":` (or pass workers=1)' in result.stderr
+        assert "crashed on a file" not in result.stderr  # no good photo is blamed
