@@ -36,7 +36,7 @@ from .images import (
     load_image,
 )
 from .init import RandomSource
-from .util import PathLike, is_int
+from .util import PathLike, is_int, show_progress
 
 __all__ = [
     "ImageDataset",
@@ -154,7 +154,8 @@ def load_image_folder(
         cache: ``True`` caches the decoded array in `default_cache_dir`, a path caches there,
             ``False`` does not cache. The cache key covers the file list, sizes, modification
             times and every option, so a changed folder is decoded again.
-        progress: Show a progress bar (default: when stderr is a terminal).
+        progress: Show a progress bar: ``None`` (default) in a terminal or a notebook, not when
+            the output is piped; ``True`` or ``False`` to choose.
         on_error: ``"skip"`` (warn and leave the file out) or ``"raise"``.
         max_pixels: Refuse larger images (decompression bombs) without decoding them.
         max_bytes: Refuse larger files without reading them.
@@ -239,7 +240,7 @@ def _decode_all(
     kept: List[int] = []
     skipped: List[Tuple[str, str]] = []
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
-    show = sys.stderr.isatty() if progress is None else progress
+    show = show_progress(progress)
     executor, start = None, "fork"
     if workers > 1 and len(files) >= 64:  # below that, starting processes costs more than it saves
         # fork: fast, and scripts need no `if __name__ == "__main__"` guard. Nothing OpenCV-related
@@ -256,7 +257,7 @@ def _decode_all(
     i = 0
     try:
         if show:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm  # a widget in notebooks, text in terminals
 
             results = tqdm(results, total=len(files), desc="loading images", unit="img")
         for i, (image, reason) in enumerate(results):

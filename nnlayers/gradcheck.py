@@ -115,7 +115,14 @@ def gradcheck(
         checked: List[Tuple[str, Array, Array]] = [("input", x, loss_fn.backward().copy())]
     elif isinstance(layer, Layer):
         model = copy.deepcopy(layer).to(np.float64)
-        projection = rng.standard_normal(np.shape(model(x)))
+        first, second = np.array(model(x)), np.array(model(x))
+        if not np.array_equal(first, second, equal_nan=True):
+            raise GradcheckError(
+                f"gradcheck: the forward pass is not deterministic: two calls on the same input differ (by up to "
+                f"{np.nanmax(np.abs(first - second)):.3g}), so no finite difference can check it. A random layer such "
+                "as Dropout: check it in evaluation mode (layer.eval()), or with its randomness fixed"
+            )
+        projection = rng.standard_normal(np.shape(first))
 
         def objective() -> float:
             return float(np.sum(projection * model(x)))

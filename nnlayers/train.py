@@ -25,7 +25,7 @@ from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from .module import Array, Layer
 from .optim import Optimizer
 from .schedules import LRScheduler, ReduceLROnPlateau
-from .util import PathLike, check_positive_int
+from .util import PathLike, check_positive_int, show_progress
 
 __all__ = [  # the callbacks and evaluation are re-exported: they lived here before 0.2
     "DIVERGED_LOSS",
@@ -62,17 +62,6 @@ def training_split(
         train_idx, val_idx = split_indices(train.labels(), validation, seed)
         return Subset(train.x, train.y, train.indices[train_idx]), Subset(train.x, train.y, train.indices[val_idx])
     return train, as_subset(validation, "validation")
-
-
-def in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel (where stderr is not a terminal but a bar still shows)."""
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def show_progress(progress: Optional[bool]) -> bool:
-    """``progress`` itself, or for ``None``: a bar in a terminal or a notebook, none when piped."""
-    return progress if progress is not None else (sys.stderr.isatty() or in_notebook())
 
 
 class Trainer:

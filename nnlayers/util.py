@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Union
+from typing import IO, Any, Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -51,6 +52,20 @@ def check_number(name: str, value: Any, low: float = 0.0, *, inclusive: bool = T
             bound = f"{'>=' if inclusive else '>'} {low:g}"
         raise ValueError(f"{name} must be {bound}, got {value!r}")
     return float(value)
+
+
+# --- progress bars ----------------------------------------------------------------------------------
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (where stderr is not a terminal but a bar still shows)."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def show_progress(progress: Optional[bool]) -> bool:
+    """``progress`` itself, or for ``None``: a bar in a terminal or a notebook, none when piped."""
+    return progress if progress is not None else (sys.stderr.isatty() or in_notebook())
 
 
 # --- atomic writes --------------------------------------------------------------------------------
