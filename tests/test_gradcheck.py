@@ -17,6 +17,7 @@ from nnlayers import (
     Sigmoid,
     Softmax,
     Tanh,
+    fit,
     gradcheck,
 )
 
@@ -154,3 +155,45 @@ def test_custom_layer_gradchecks_composes_and_trains():
     accuracy = np.mean((model(x) > 0) == y)
     assert loss < 0.5 * first and accuracy > 0.9
     assert model[1].beta.data[0] != 1.0  # the custom parameter was trained too
+
+
+class Scaled(Layer):
+    """y = 1000 x, with a backward that is off by a relative ``error``: large values, small error."""
+
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def forward(self, x):
+        return 1000.0 * x
+
+    def backward(self, grad_y):
+        return 1000.0 * (1 + self.error) * grad_y
+
+
+def test_gradcheck_relative_tolerance_and_the_reported_error():
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    # an error of 1e-5 relative is far above atol on gradients of ~1000, but within rtol = 1e-3
+    assert gradcheck(Scaled(1e-5), x).passed
+    assert not gradcheck(Scaled(1e-5), x, rtol=0, raise_exception=False).passed
+    assert not gradcheck(Scaled(1e-2), x, raise_exception=False).passed  # 1% is a real bug
+    doubled = gradcheck(Scaled(1.0), x, raise_exception=False)  # backward twice the truth
+    assert doubled.max_rel_error == pytest.approx(1.0, rel=1e-6)  # |2g - g| / |g|
+
+
+def test_gradcheck_of_a_layer_that_already_holds_gradients():
+    layer = Dense(4, 3, rng=0, dtype=np.float64)
+    layer.weight.grad[...] = 123.0  # left over from an earlier backward
+    layer.bias.grad[...] = -7.0
+    assert gradcheck(layer, np.random.default_rng(1).normal(size=(5, 4))).passed
+    assert (layer.weight.grad == 123.0).all()  # and the original is untouched
+
+
+def test_fit_never_computes_the_first_layers_input_gradient():
+    from .test_container import CountingDense
+
+    CountingDense.input_grads = 0
+    x, y = np.random.default_rng(0).normal(size=(40, 6)), np.arange(40) % 2
+    model = Sequential([CountingDense(6, 4, rng=0), Tanh(), Dense(4, 1, rng=1), Sigmoid()])
+    fit(model, BCELoss(), SGD(model.parameters(), lr=0.1), (x, y), epochs=2, batch_size=8, verbose=0)
+    assert CountingDense.input_grads == 0  # backward_params all the way

@@ -168,3 +168,23 @@ def test_activation_gradient_shape_error():
     layer(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"Tanh\(\).backward expected a gradient of shape \(2, 3\)"):
         layer.backward(np.zeros((3, 2)))
+
+
+def test_relu_gradient_at_exactly_zero_is_zero_as_in_torch():
+    relu = ReLU()
+    y = relu(np.array([[-1.0, 0.0, -0.0, 2.0]]))
+    np.testing.assert_array_equal(y, [[0.0, 0.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(relu.backward(np.full((1, 4), 3.0)), [[0.0, 0.0, 0.0, 3.0]])
+
+
+def test_dtype_of_a_layer_with_one_parameter_or_several():
+    from nnlayers import SGD, BCEWithLogitsLoss, Sequential, fit
+
+    single = Dense(3, 1, bias=False, rng=0, dtype=np.float64)  # one parameter
+    assert single.dtype == np.float64 and len(single.parameters()) == 1
+    x, y = np.random.default_rng(0).normal(size=(16, 3)), np.arange(16) % 2
+    model = Sequential([single])
+    history = fit(model, BCEWithLogitsLoss(), SGD(model.parameters(), lr=0.1), (x, y), epochs=1, verbose=0)
+    assert len(history.epochs) == 1
+    mixed = Sequential([Dense(3, 2, rng=0, dtype=np.float32), Dense(2, 1, rng=0, dtype=np.float64)])
+    assert mixed.dtype == np.float32  # the first parameter's

@@ -146,3 +146,9 @@ def test_cross_entropy_bad_targets():
     with pytest.raises(ValueError, match="weight has 2 entries for 3 classes"):
         CrossEntropyLoss(weight=[1.0, 2.0])(z, np.array([0, 1]))
     assert np.isfinite(CrossEntropyLoss()(np.array([[1e4, -1e4, 0.0]]), np.array([1])))  # stable for large scores
+
+
+def test_bce_refuses_a_batch_with_one_probability_out_of_range():
+    p = np.array([[0.2], [0.9], [1.5], [0.4]])  # one bad entry among good ones
+    with pytest.raises(ValueError, match="expected predictions in \\[0, 1\\]"):
+        BCELoss()(p, np.array([0, 1, 1, 0]))

@@ -25,16 +25,24 @@ def both_models(hidden=16, features=40, activation="tanh"):
     return ours, theirs
 
 
-@pytest.mark.parametrize("momentum, nesterov, weight_decay", [(0.9, False, 0.0), (0.9, True, 1e-3), (0.0, False, 0.0)])
+@pytest.mark.parametrize(
+    "momentum, nesterov, weight_decay, dampening",
+    [(0.9, False, 0.0, 0.0), (0.9, True, 1e-3, 0.0), (0.0, False, 0.0, 0.0), (0.8, False, 1e-3, 0.3)],
+)
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_twenty_sgd_steps_agree_with_torch(momentum, nesterov, weight_decay, activation):
+def test_twenty_sgd_steps_agree_with_torch(momentum, nesterov, weight_decay, dampening, activation):
     ours, theirs = both_models(activation=activation)
     rng = np.random.default_rng(7)
     loss_fn = BCELoss()
-    opt = SGD(ours.parameters(), lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
-    topt = torch.optim.SGD(
-        theirs.parameters(), lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
-    )
+    options = {
+        "lr": 0.05,
+        "momentum": momentum,
+        "nesterov": nesterov,
+        "weight_decay": weight_decay,
+        "dampening": dampening,
+    }
+    opt = SGD(ours.parameters(), **options)
+    topt = torch.optim.SGD(theirs.parameters(), **options)
     for step in range(20):
         x = rng.random((32, 40))
         y = (rng.random((32, 1)) > 0.5).astype(np.float64)
