@@ -110,20 +110,23 @@ def iter_batches(
     flatten: bool = True,
     reuse_buffer: bool = False,
     contiguous: bool = False,
+    shard: Optional[Tuple[int, int]] = None,
 ) -> Iterator[Tuple[np.ndarray, Union[slice, np.ndarray]]]:
     """The one batch loop: ``(inputs, chosen)`` per batch, ``chosen`` indexing the examples.
 
     With ``reuse_buffer`` every batch is written into the same array (the caller must use each
     batch before asking for the next); with ``contiguous`` (``order`` is ``0..N-1``) batches are
-    slices, without a gather.
+    slices, without a gather. With ``shard=(rank, size)`` each batch of ``batch_size`` keeps only
+    every ``size``-th example from ``rank`` (data-parallel training; the part may be empty).
     """
     feature_shape = (int(np.prod(x.shape[1:])),) if flatten else tuple(x.shape[1:])
     buffer = np.empty((min(batch_size, len(order)), *feature_shape), dtype) if reuse_buffer else None
     for start in range(0, len(order), batch_size):
         picked = order[start : start + batch_size]
-        chosen: Union[slice, np.ndarray] = (
-            slice(start, start + len(picked)) if contiguous else picked
-        )  # a view, no gather
+        if shard is not None:
+            picked = picked[shard[0] :: shard[1]]
+        contiguous_part = contiguous and shard is None
+        chosen: Union[slice, np.ndarray] = slice(start, start + len(picked)) if contiguous_part else picked  # no gather
         yield as_inputs(x[chosen], dtype, buffer, flatten=flatten), chosen
 
 

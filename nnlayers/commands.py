@@ -149,6 +149,13 @@ def _schedule(settings: Dict[str, Any], optimizer: Any) -> Any:
     return None
 
 
+def _mpi_group() -> Any:
+    """The MPI process group when ``mpiexec`` started several processes, else ``None``."""
+    from .distributed import Distributed, launched_with_mpi
+
+    return Distributed() if launched_with_mpi() else None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .batching import Subset
     from .builtin import builtin_dataset
@@ -170,7 +177,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args, saved)
     if args.resume and not args.checkpoint_dir:  # keep writing checkpoints where the run wrote them
         args.checkpoint_dir = str(Path(args.resume).parent)
-    _check_outputs(args)
+    group = _mpi_group()
+    if group is not None and not group.is_root:
+        args.quiet = True  # one process speaks and writes
+    else:
+        _check_outputs(args)
+    if group is not None and not group.is_root:
+        group.barrier()  # process 0 decodes the photos (and fills the cache) first; the others read the cache
     data_dir = args.data_dir
     if data_dir is None:
         data_dir = str(builtin_dataset())
@@ -199,6 +212,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         train_data, validation = Subset.split(train_set.images, train_set.labels, fraction, args.seed)
         where = f"held-out {fraction:.0%} of {data_dir}"
+    if group is not None and group.is_root:
+        group.barrier()
 
     model = load(args.resume) if args.resume else _build(settings, train_set.images.shape[1:], len(classes))
     model.train()
@@ -219,8 +234,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = fit(
         model, loss_fn, optimizer, train_data, epochs=settings["epochs"], batch_size=settings["batch_size"],
         validation=validation, seed=settings["seed"], callbacks=callbacks, verbose=0 if args.quiet else 1,
-        resume=args.resume, metadata=metadata, scheduler=scheduler, augment=settings["augment"],
+        resume=args.resume, metadata=metadata, scheduler=scheduler, augment=settings["augment"], distributed=group,
     )  # fmt: skip
+    if group is not None and not group.is_root:
+        return 1 if history.diverged else 0
     if history.diverged:
         if args.quiet:
             print(f"nnlayers: {history.stop_reason}", file=sys.stderr)

@@ -12,20 +12,33 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .augment import Transform, parse_augment
 from .batching import Subset, iter_batches, split_indices
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, TrainingStopped
-from .inference import Data, as_subset, check_labels, evaluate, flattens_input, last_layer, predict, predict_proba
+from .inference import (
+    Data,
+    as_subset,
+    check_labels,
+    evaluate,
+    flattens_input,
+    last_layer,
+    model_outputs,
+    predict,
+    predict_proba,
+)
 from .layers import Sigmoid, Softmax
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from .module import Array, Layer
 from .optim import Optimizer
 from .schedules import LRScheduler, ReduceLROnPlateau
 from .util import PathLike, check_positive_int, show_progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .distributed import Distributed
 
 __all__ = [  # the callbacks and evaluation are re-exported: they lived here before 0.2
     "DIVERGED_LOSS",
@@ -87,6 +100,7 @@ class Trainer:
         metadata: Optional[Dict[str, Any]] = None,
         scheduler: Optional[Scheduler] = None,
         augment: Optional[Transform] = None,
+        distributed: Optional[Distributed] = None,
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"model must be a Layer (e.g. a Sequential), got {type(model).__name__}")
@@ -106,7 +120,7 @@ class Trainer:
                 "Softmax (predict_proba still gives probabilities)"
             )
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self.scheduler, self.augment = scheduler, augment
+        self.scheduler, self.augment, self.distributed = scheduler, augment, distributed
         self.callbacks = list(callbacks)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
@@ -178,9 +192,14 @@ class Trainer:
                 yield name, rng
 
     def save_checkpoint(self, path: PathLike) -> None:
-        """Write the model, optimizer, schedule, RNGs, history and callbacks to ``path`` (atomically)."""
+        """Write the model, optimizer, schedule, RNGs, history and callbacks to ``path`` (atomically).
+
+        With several processes only process 0 writes.
+        """
         from .serialize import save
 
+        if self.distributed is not None and not self.distributed.is_root:
+            return
         save(
             self.model,
             path,
@@ -222,8 +241,9 @@ class Trainer:
         flatten = flattens_input(self.model)
         augment = self.augment if shuffle and data.x.ndim == 4 else None  # training batches of images only
         # one kept input buffer: a fresh multi-megabyte array every batch costs page faults
+        shard = (self.distributed.rank, self.distributed.size) if self.distributed is not None else None
         batches = iter_batches(
-            data.x, order, batch_size, dtype=dtype, flatten=flatten and augment is None, reuse_buffer=True
+            data.x, order, batch_size, dtype=dtype, flatten=flatten and augment is None, reuse_buffer=True, shard=shard
         )
         for x, chosen in batches:
             if augment is not None:
@@ -239,21 +259,29 @@ class Trainer:
         return int(np.count_nonzero((pred > threshold) == (y > 0.5)))
 
     def run_epoch(self, data: Subset, batch_size: int, show_bar: bool) -> Dict[str, float]:
-        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        model, loss_fn, optimizer, group = self.model, self.loss_fn, self.optimizer, self.distributed
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
         steps = self._progress(self.batches(data, batch_size, True), len(data), batch_size, show_bar)
-        for x, y in steps:
-            pred = model(x)
-            loss = loss_fn(pred, y)
-            if not math.isfinite(loss):
-                return {"loss": loss}
-            model.backward_params(loss_fn.backward())  # nobody needs the gradient of the pixels
+        for step, (x, y) in enumerate(steps):
+            if len(y):  # a process's part of the last batch may be empty
+                pred = model(x)
+                loss = loss_fn(pred, y)
+                if not math.isfinite(loss) and group is None:  # (distributed: every process must keep stepping)
+                    return {"loss": loss}
+                model.backward_params(loss_fn.backward())  # nobody needs the gradient of the pixels
+                total_loss += loss * len(y) if loss_fn.reduction == "mean" else loss
+                correct += self._hits(pred, y)
+                seen += len(y)
+            if group is not None:  # the whole batch's gradient, on every process
+                whole = min(batch_size, len(data) - step * batch_size)
+                group.allreduce_gradients(optimizer.params, len(y) / whole if loss_fn.reduction == "mean" else 1.0)
             optimizer.step()
             optimizer.zero_grad()
-            total_loss += loss * len(y) if loss_fn.reduction == "mean" else loss
-            correct += self._hits(pred, y)
-            seen += len(y)
+        if group is not None:
+            summed = group.sum([total_loss, correct, seen])
+            total_loss, correct, seen = summed[0], int(summed[1]), int(summed[2])
+            group.average_buffers(model)
         return {"loss": total_loss / seen, "accuracy": correct / seen}
 
     def _progress(
@@ -285,6 +313,9 @@ class Trainer:
         verbose: int,
         progress: Optional[bool] = None,
     ) -> History:
+        if self.distributed is not None:
+            self.distributed.broadcast_model(self.model)  # every process starts from process 0's weights
+            verbose = verbose if self.distributed.is_root else 0  # one process speaks
         show_bar = verbose == 1 and show_progress(progress)
         self.has_validation, self.epochs = validation is not None, epochs
         for callback in self.callbacks:
@@ -304,8 +335,7 @@ class Trainer:
                 if logs["loss"] < best_loss:
                     best_loss, best_state, best_epoch = logs["loss"], self.model.state_dict(), self.epoch + 1
                 if validation is not None:
-                    scores = evaluate(self.model, validation, self.loss_fn, batch_size=max(batch_size, 256))
-                    logs["val_loss"], logs["val_accuracy"] = scores["loss"], scores["accuracy"]
+                    logs["val_loss"], logs["val_accuracy"] = self.validate(validation, batch_size)
                 logs["lr"] = lr
                 logs["seconds"] = time.perf_counter() - start
                 self.epoch += 1
@@ -322,6 +352,25 @@ class Trainer:
                 callback.on_train_end(self)
             self.model.eval()
         return self.history
+
+    def validate(self, validation: Subset, batch_size: int) -> Tuple[float, float]:
+        """Validation loss and accuracy, in evaluation mode; with several processes, each takes a share."""
+        # images: batches of the training size (activations of 256 photos take over a gigabyte)
+        size = batch_size if not flattens_input(self.model) else max(batch_size, 256)
+        group = self.distributed
+        if group is None:
+            scores = evaluate(self.model, validation, self.loss_fn, batch_size=size)
+            return scores["loss"], scores["accuracy"]
+        part = Subset(validation.x, validation.y, group.shard(validation.indices))
+        loss_sum = correct = 0.0
+        if len(part):
+            raw = model_outputs(self.model, part, size)
+            targets = self.loss_fn.targets(part.labels(), raw.dtype)
+            loss = self.loss_fn(raw, targets)
+            loss_sum = loss * len(part) if self.loss_fn.reduction == "mean" else loss
+            correct = self._hits(raw, targets)
+        loss_sum, correct, count = group.sum([loss_sum, correct, len(part)])
+        return loss_sum / count, correct / count
 
     def _step_scheduler(self, logs: Mapping[str, float]) -> None:
         if isinstance(self.scheduler, ReduceLROnPlateau):
@@ -340,6 +389,14 @@ class Trainer:
                 stop = stop or request
         if stop is not None:
             raise stop
+
+
+def _group(distributed: Any) -> Optional[Distributed]:
+    if distributed is None or distributed is False:
+        return None
+    from .distributed import resolve
+
+    return resolve(distributed)
 
 
 def _rng_state(rng: Any) -> Any:
@@ -397,6 +454,7 @@ def fit(
     scheduler: Optional[Scheduler] = None,
     augment: Union[None, str, Transform] = None,
     progress: Optional[bool] = None,
+    distributed: Any = None,
 ) -> History:
     """Train ``model`` with mini-batch gradient descent, like Keras' ``model.fit``.
 
@@ -431,6 +489,9 @@ def fit(
             (`nnlayers.augment`) or names such as ``"flip,crop"``; never applied to validation.
         progress: Show a progress bar: ``None`` (default) in a terminal or a notebook, and one
             line per epoch when the output is piped; ``True`` or ``False`` to choose.
+        distributed: Train data-parallel over MPI (`nnlayers.distributed`): ``True`` for all the
+            processes ``mpiexec`` started, or a `nnlayers.distributed.Distributed` group. Each
+            process takes its share of every batch; only process 0 prints and writes files.
 
     Returns:
         The `History`; each epoch logs ``loss``, ``accuracy`` (and ``val_`` ones), ``lr`` and
@@ -455,7 +516,7 @@ def fit(
             check_labels(val, 2, "validation")
     trainer = Trainer(
         model, loss_fn, optimizer, seed=seed, callbacks=callbacks, metadata=metadata, scheduler=scheduler,
-        augment=parse_augment(augment),
+        augment=parse_augment(augment), distributed=_group(distributed),
     )  # fmt: skip
     if resume is not None:
         trainer.resume(resume)
