@@ -107,7 +107,7 @@ def _add_train(commands: Any) -> None:
     add("--hidden", type=positive_int, help="mlp: hidden units (default: 64)")
     add("--activation", choices=("tanh", "relu", "sigmoid"), help="mlp: hidden activation (default: tanh)")
     add("--init", choices=INITS, help="mlp: weight initialiser; 'normal' is the tutorial's randn * 0.01")
-    add("--epochs", type=positive_int, help="epochs (mlp: 20, cnn: 12)")
+    add("--epochs", type=positive_int, help="epochs (mlp: 20, cnn: 12; the built-in set with cnn: 6 at size 32)")
     add("--batch-size", type=positive_int, help="examples per step (default: 64)")
     add("--optimizer", choices=("sgd", "adam", "adamw"), help="optimizer (mlp: sgd, cnn: adam)")
     add("--lr", type=_positive_float, help="learning rate (mlp: 0.0005, cnn: 0.002)")

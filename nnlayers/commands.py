@@ -175,6 +175,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{args.resume} was not written by 'nnlayers train --checkpoint-dir'; it cannot be resumed here"
             )
     settings = _settings(args, saved)
+    if args.data_dir is None and saved is None and settings["arch"] == "cnn":  # the built-in shapes: seconds
+        settings["epochs"] = args.epochs or 6
+        settings["size"] = args.size or 32
     if args.resume and not args.checkpoint_dir:  # keep writing checkpoints where the run wrote them
         args.checkpoint_dir = str(Path(args.resume).parent)
     group = _mpi_group()

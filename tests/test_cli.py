@@ -271,3 +271,35 @@ def test_three_classes_through_train_evaluate_and_predict(env, tmp_path):
         assert [t["probability"] for t in row["top"]] == pytest.approx(sorted(p, reverse=True)[:2], rel=1e-6)
     listing = run(env, "predict", tmp_path / "shapes.nnl", folder / "circle")  # a folder: every photo inside
     assert listing.returncode == 0 and len(listing.stdout.splitlines()) == 80
+
+
+def test_the_builtin_set_trains_a_cnn_in_seconds(env, tmp_path):
+    result = run(env, "train", "--arch", "cnn", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.split()[2]) >= 0.9
+    model = load(tmp_path / "model.nnl")
+    assert type(model[0]).__name__ == "Conv2D" and model.preprocessing["size"] == [32, 32]
+
+
+def test_a_short_cnn_run_on_real_photos_learns(shared_data, env, tmp_path):
+    """A few hundred Kaggle photos, through the command line: above chance, loss falling, files that reproduce."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for kind in ("cat", "dog"):
+        for n in range(200):
+            shutil.copy(shared_data / "dogs-vs-cats" / "train" / f"{kind}.{n}.jpg", photos)
+    test = shared_data / "dogs-vs-cats" / "test"
+    args = ["train", photos, "--arch", "cnn", "--size", "32", "--epochs", "8", "--val-dir", test, "--save", "last"]
+    result = run(env, *args, "--history", "h.json", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    history = json.loads((tmp_path / "h.json").read_text())["history"]
+    assert history["loss"][-1] < 0.9 * history["loss"][0]  # learning: the training loss falls
+    accuracy = float(result.stdout.split()[2])
+    assert accuracy >= 0.6  # on the 1,000 held-out photos, clearly above chance (0.5)
+    scores = json.loads(run(env, "evaluate", tmp_path / "model.nnl", test, "--json").stdout)
+    assert scores["accuracy"] == pytest.approx(accuracy, abs=5e-5)  # the file reproduces the run's figure
+    photos_to_check = sorted(test.glob("*.jpg"))[:20]
+    rows = json.loads(run(env, "predict", tmp_path / "model.nnl", *photos_to_check, "--json").stdout)
+    model = load(tmp_path / "model.nnl")
+    proba = predict_proba(model, [str(p) for p in photos_to_check])
+    assert [r["p_dog"] for r in rows] == pytest.approx(proba.tolist(), rel=1e-6)
