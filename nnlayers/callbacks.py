@@ -155,7 +155,46 @@ class MonitorCallback(Callback):
         self.best = state["best"]
 
 
-class EarlyStopping(MonitorCallback):
+class RestoreBest(MonitorCallback):
+    """Keep the weights of the best epoch by ``monitor`` and put them back when training ends.
+
+    What ``nnlayers train`` uses so that the saved model is the best epoch, not the last one
+    (Keras' ``restore_best_weights`` without early stopping).
+
+    Args:
+        monitor: A `History` key; by default ``"val_loss"``, or ``"loss"`` without validation data.
+        mode: ``"min"``, ``"max"`` or ``"auto"``.
+
+    Attributes:
+        best_epoch: The epoch whose weights are kept (0 before the first).
+    """
+
+    def __init__(self, monitor: Optional[str] = None, mode: str = "auto") -> None:
+        super().__init__(monitor, mode)
+        self.best_epoch = 0
+        self.best_weights: Optional[Dict[str, Array]] = None
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Dict[str, float]) -> None:
+        if self.improved(logs):
+            self.best, self.best_epoch = logs[self.monitor], epoch
+            self.best_weights = trainer.model.state_dict()
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self.best_weights is not None and not trainer.history.diverged:
+            trainer.model.load_state_dict(self.best_weights)
+
+    def state_dict(self) -> Dict[str, Any]:
+        state: Dict[str, Any] = {"best": self.best, "best_epoch": self.best_epoch}
+        if self.best_weights is not None:
+            state["best_weights"] = self.best_weights
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best, self.best_epoch = state["best"], int(state["best_epoch"])
+        self.best_weights = state.get("best_weights")
+
+
+class EarlyStopping(RestoreBest):
     """Stop when ``monitor`` has not improved for ``patience`` epochs (Keras' ``EarlyStopping``).
 
     Args:
@@ -177,11 +216,10 @@ class EarlyStopping(MonitorCallback):
     ) -> None:
         if patience < 0:
             raise ValueError(f"patience must be >= 0, got {patience}")
-        super().__init__(monitor, mode, min_delta)
+        super().__init__(monitor, mode)
+        self.min_delta = float(min_delta)
         self.patience = int(patience)
         self.restore_best = restore_best
-        self.best_epoch = 0
-        self.best_weights: Optional[Dict[str, Array]] = None
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Dict[str, float]) -> None:
         if self.improved(logs):
@@ -192,20 +230,6 @@ class EarlyStopping(MonitorCallback):
             raise TrainingStopped(
                 f"early stopping: {self.monitor} has not improved for {self.patience} epochs (best {self.best:.4f} at epoch {self.best_epoch})"
             )
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        if self.restore_best and self.best_weights is not None:
-            trainer.model.load_state_dict(self.best_weights)
-
-    def state_dict(self) -> Dict[str, Any]:
-        state: Dict[str, Any] = {"best": self.best, "best_epoch": self.best_epoch}
-        if self.best_weights is not None:
-            state["best_weights"] = self.best_weights
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.best, self.best_epoch = state["best"], int(state["best_epoch"])
-        self.best_weights = state.get("best_weights")
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -246,42 +270,3 @@ class ModelCheckpoint(MonitorCallback):
         trainer.save_checkpoint(self.last_path)
         if improved:
             trainer.save_checkpoint(self.best_path)
-
-
-class RestoreBest(MonitorCallback):
-    """Keep the weights of the best epoch by ``monitor`` and put them back when training ends.
-
-    What ``nnlayers train`` uses so that the saved model is the best epoch, not the last one
-    (Keras' ``restore_best_weights`` without early stopping).
-
-    Args:
-        monitor: A `History` key; by default ``"val_loss"``, or ``"loss"`` without validation data.
-        mode: ``"min"``, ``"max"`` or ``"auto"``.
-
-    Attributes:
-        best_epoch: The epoch whose weights are kept (0 before the first).
-    """
-
-    def __init__(self, monitor: Optional[str] = None, mode: str = "auto") -> None:
-        super().__init__(monitor, mode)
-        self.best_epoch = 0
-        self.best_weights: Optional[Dict[str, Array]] = None
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Dict[str, float]) -> None:
-        if self.improved(logs):
-            self.best, self.best_epoch = logs[self.monitor], epoch
-            self.best_weights = trainer.model.state_dict()
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        if self.best_weights is not None and not trainer.history.diverged:
-            trainer.model.load_state_dict(self.best_weights)
-
-    def state_dict(self) -> Dict[str, Any]:
-        state: Dict[str, Any] = {"best": self.best, "best_epoch": self.best_epoch}
-        if self.best_weights is not None:
-            state["best_weights"] = self.best_weights
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.best, self.best_epoch = state["best"], int(state["best_epoch"])
-        self.best_weights = state.get("best_weights")

@@ -151,48 +151,42 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_train(commands)
 
-    evaluate = commands.add_parser(
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        """A subcommand that reads a model file (its first argument)."""
+        sub = commands.add_parser(name, help=summary, description=description)
+        sub.add_argument("model", metavar="MODEL", help="a .nnl model file")
+        return sub
+
+    evaluate = command(
         "evaluate",
-        help="accuracy, precision, recall, F1 of a model on a folder",
-        description="Evaluate a saved model on a folder of labelled photos.",
+        "accuracy, precision, recall, F1 of a model on a folder",
+        "Evaluate a saved model on a folder of labelled photos.",
     )
-    evaluate.add_argument("model", metavar="MODEL", help="a .nnl model file")
     evaluate.add_argument("data_dir", metavar="DATA_DIR", help="folder of labelled photos")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
-    predict = commands.add_parser(
-        "predict",
-        help="class and probability for each photo",
-        description="Predict the class of photos with a saved model.",
+    predict = command(
+        "predict", "class and probability for each photo", "Predict the class of photos with a saved model."
     )
-    predict.add_argument("model", metavar="MODEL", help="a .nnl model file")
-    predict.add_argument(
-        "images", nargs="+", metavar="IMAGE", help="photo files, or folders (every photo inside, sorted)"
-    )
-    predict.add_argument("--json", action="store_true", help="print one JSON list")
-    predict.add_argument(
-        "--top-k", type=positive_int, default=1, metavar="K", help="with --json, the K most likely classes"
-    )
-    predict.add_argument(
+    add = predict.add_argument
+    add("images", nargs="+", metavar="IMAGE", help="photo files, or folders (every photo inside, sorted)")
+    add("--json", action="store_true", help="print one JSON list")
+    add("--top-k", type=positive_int, default=1, metavar="K", help="with --json, the K most likely classes")
+    add(
         "--threshold",
         type=_fraction,
         default=0.5,
         help="binary models: probability above which the second class is predicted",
     )
-    predict.add_argument("--grid", metavar="PNG", help="draw the photos with their predictions (needs nnlayers[plot])")
-    predict.add_argument("--mistakes", action="store_true", help="with --grid, only the photos predicted wrongly")
+    add("--grid", metavar="PNG", help="draw the photos with their predictions (needs nnlayers[plot])")
+    add("--mistakes", action="store_true", help="with --grid, only the photos predicted wrongly")
 
-    info = commands.add_parser(
+    command(
         "info",
-        help="what a model file holds",
-        description="Show a model file's architecture, classes, preprocessing and training state.",
+        "what a model file holds",
+        "Show a model file's architecture, classes, preprocessing and training state.",
     )
-    info.add_argument("model", metavar="MODEL", help="a .nnl model file")
-
-    export = commands.add_parser(
-        "export", help="write a model as ONNX", description="Export a model file to ONNX (needs nnlayers[onnx])."
-    )
-    export.add_argument("model", metavar="MODEL", help="a .nnl model file")
+    export = command("export", "write a model as ONNX", "Export a model file to ONNX (needs nnlayers[onnx]).")
     export.add_argument("out", metavar="OUT", help="the .onnx file to write")
     export.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default: %(default)s)")
 

@@ -9,7 +9,7 @@ names, so the same run gives the same numbers.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterable, List, Mapping, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -226,7 +226,7 @@ class Adam(Optimizer):
         lr: Learning rate (default 1e-3).
         betas: Decay rates of the first and second moment estimates.
         eps: Added to the denominator.
-        weight_decay: L2 penalty added to the gradient (use `AdamW` for decoupled decay).
+        weight_decay: L2 penalty added to the gradient (default 0; use `AdamW` for decoupled decay).
         amsgrad: Use the maximum of past second moments (Reddi et al., 2018).
 
     Examples:
@@ -241,6 +241,7 @@ class Adam(Optimizer):
     hyperparameters = ("betas", "eps", "weight_decay", "amsgrad")
     state_name = "moment estimates"
     decoupled_weight_decay = False
+    default_weight_decay = 0.0
 
     def __init__(
         self,
@@ -248,10 +249,11 @@ class Adam(Optimizer):
         lr: float = 1e-3,
         betas: Tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
+        weight_decay: Optional[float] = None,
         amsgrad: bool = False,
     ) -> None:
         super().__init__(params, lr)
+        weight_decay = self.default_weight_decay if weight_decay is None else weight_decay
         name = type(self).__name__
         if len(betas) != 2 or not all(is_real(b) and 0 <= b < 1 for b in betas):
             raise ValueError(f"{name} betas must be two numbers in [0, 1), got {betas!r}")
@@ -295,17 +297,7 @@ class AdamW(Adam):
     """
 
     decoupled_weight_decay = True
-
-    def __init__(
-        self,
-        params: Iterable[Parameter],
-        lr: float = 1e-3,
-        betas: Tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-    ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+    default_weight_decay = 1e-2
 
 
 class RMSprop(Optimizer):
