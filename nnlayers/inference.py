@@ -76,9 +76,16 @@ def flattens_input(model: Layer) -> bool:
     return not getattr(first, "takes_images", False)
 
 
-def model_outputs(model: Layer, data: Subset, batch_size: int = 256) -> Array:
+def inference_batch(model: Layer, batch_size: Optional[int]) -> int:
+    """``batch_size``, or by default 256 rows for a dense model and 64 images for a convolutional one
+    (the activations of 256 photos of 64x64 take over a gigabyte)."""
+    return batch_size if batch_size is not None else (256 if flattens_input(model) else 64)
+
+
+def model_outputs(model: Layer, data: Subset, batch_size: Optional[int] = None) -> Array:
     """The model's raw outputs ``(N, K)`` in evaluation mode, batch by batch; NaN or infinity is an error."""
     dtype = model.dtype or np.dtype(np.float32)
+    batch_size = inference_batch(model, batch_size)
     was_training = model.training
     model.eval()
     batches = iter_batches(
@@ -112,7 +119,7 @@ def probabilities(model: Layer, raw: Array) -> Array:
     return raw if isinstance(last, Softmax) else softmax(raw)
 
 
-def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, batch_size: int = 256) -> Array:
+def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, batch_size: Optional[int] = None) -> Array:
     """Class probabilities: ``(N,)`` for a binary model (of class 1), ``(N, K)`` for a K-class one.
 
     Args:
@@ -120,7 +127,8 @@ def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, bat
             any other outputs are taken as logits.
         x: uint8 images ``(N, H, W, 3)``, float inputs ``(N, ...)``, or a list of image files
             (decoded with ``model.preprocessing``, as saved in the model file).
-        batch_size: Examples per forward pass (bounds memory).
+        batch_size: Examples per forward pass, which bounds memory (default: 256 rows, or 64 images
+            for a convolutional model).
 
     Raises:
         ValueError: The model's outputs are NaN or infinite, or it ends in a `Sigmoid` with more
@@ -135,7 +143,7 @@ def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, bat
 
 
 def predict(
-    model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, threshold: float = 0.5, batch_size: int = 256
+    model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, threshold: float = 0.5, batch_size: Optional[int] = None
 ) -> Array:
     """Predicted class index for each example: ``predict_proba > threshold`` (binary) or the most likely class."""
     p = predict_proba(model, x, batch_size=batch_size)
@@ -190,7 +198,7 @@ def evaluate(
     loss_fn: Optional[Loss] = None,
     *,
     threshold: float = 0.5,
-    batch_size: int = 256,
+    batch_size: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Loss and classification metrics of ``model`` on ``data``.
 
@@ -200,7 +208,7 @@ def evaluate(
         loss_fn: The loss to report (default: `BCELoss` after a final `Sigmoid`,
             `BCEWithLogitsLoss` for one raw output, `CrossEntropyLoss` for K outputs).
         threshold: For a binary model, the probability above which class 1 is predicted.
-        batch_size: Examples per forward pass.
+        batch_size: Examples per forward pass (default: 256 rows, or 64 images for a convolutional model).
 
     Returns:
         ``loss``, ``accuracy``, ``confusion_matrix`` (rows: true class, columns: predicted, as

@@ -356,7 +356,7 @@ class Trainer:
     def validate(self, validation: Subset, batch_size: int) -> Tuple[float, float]:
         """Validation loss and accuracy, in evaluation mode; with several processes, each takes a share."""
         # images: batches of the training size (activations of 256 photos take over a gigabyte)
-        size = batch_size if not flattens_input(self.model) else max(batch_size, 256)
+        size = batch_size if not flattens_input(self.model) else max(batch_size, 256)  # see inference_batch
         group = self.distributed
         if group is None:
             scores = evaluate(self.model, validation, self.loss_fn, batch_size=size)
