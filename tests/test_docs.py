@@ -61,8 +61,14 @@ def run_shell_line(line: str, cwd: Path, env: dict) -> None:
     assert result.returncode == 0, f"{line}\n{result.stderr}"
 
 
+#: Pages whose examples need an optional extra: skipped without it, like the extra's own tests.
+NEEDS = {"onnx.md": ("onnx", "onnxruntime")}
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_examples_run(page, sandbox, monkeypatch):
+    for module in NEEDS.get(page, ()):
+        pytest.importorskip(module, reason=f"{page} needs {module} (pip install '.[onnx]')")
     text = (DOCS / page).read_text()
     env = {**os.environ, "NNLAYERS_CACHE_DIR": str(sandbox / "cache"), "PYTHONWARNINGS": "ignore"}
     monkeypatch.setenv("NNLAYERS_CACHE_DIR", env["NNLAYERS_CACHE_DIR"])
