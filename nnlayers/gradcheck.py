@@ -127,8 +127,7 @@ def gradcheck(
         def objective() -> float:
             return float(np.sum(projection * model(x)))
 
-        model.zero_grad()
-        model(x)
+        model.zero_grad()  # (the second forward call above left what backward needs)
         # a top-level model skips its input gradient unless asked (see Sequential.backward)
         grad_x = (
             model.backward(projection, input_grad=True) if isinstance(model, Sequential) else model.backward(projection)

@@ -200,3 +200,51 @@ def test_a_wrong_shape_gradient_is_blamed_on_the_layer_that_returned_it():
         model(np.ones((4, 5), dtype=np.float32))
         with pytest.raises(ValueError, match=message):
             model.backward(np.ones((4, 1), dtype=np.float32))
+
+
+def test_a_nested_first_model_and_a_custom_first_layer_get_their_gradients():
+    """backward skips the input gradient of the first layer, not its parameters' gradients."""
+    rng = np.random.default_rng(0)
+    x, g = rng.normal(size=(5, 4)), rng.normal(size=(5, 1))
+    nested = Sequential(
+        [Sequential([Dense(4, 3, rng=0, dtype=np.float64), Tanh()]), Dense(3, 1, rng=1, dtype=np.float64)]
+    )
+    twin = Sequential([Dense(4, 3, rng=0, dtype=np.float64), Tanh(), Dense(3, 1, rng=1, dtype=np.float64)])
+    nested(x), twin(x)
+    nested.backward(g)  # the inner model is the first layer: its backward_params runs
+    twin.backward(g, input_grad=True)
+    np.testing.assert_allclose(nested[0][0].weight.grad, twin[0].weight.grad, rtol=1e-14)
+
+    from nnlayers import Parameter
+
+    class Shift(Layer):  # a custom layer that only implements backward
+        def __init__(self):
+            super().__init__()
+            self.shift = Parameter(np.zeros(4))
+
+        def forward(self, x):
+            return x + self.shift.data
+
+        def backward(self, grad_y):
+            self.shift.grad += grad_y.sum(axis=0)
+            return grad_y
+
+    model = Sequential([Shift(), Dense(4, 1, rng=0, dtype=np.float64)])
+    model(x)
+    model.backward(g)
+    assert model[0].shift.grad.any()  # the default backward_params calls backward
+
+
+def test_negative_indices_and_summary_columns():
+    model = Sequential([Dense(4, 3, rng=0), ReLU(), Dense(3, 1, rng=0)])
+    assert model[-3] is model[0] and model[-1] is model[2]
+    with pytest.raises(IndexError):
+        model[-4]
+    from nnlayers import Conv2D, Flatten
+
+    lines = []
+    wide = Sequential([Conv2D(3, 128, 3, padding=1, rng=0), Flatten()])
+    wide.summary((16, 16, 3), print_fn=lines.append)
+    assert len(lines[1]) == len(lines[0]) == len(lines[-2])  # the rules span the header
+    shape_and_count = lines[2].split(")")[-1]
+    assert lines[2].startswith("0 (Conv2D)") and "(None, 16, 16, 128)" in lines[2] and shape_and_count.startswith(" ")

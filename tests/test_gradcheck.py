@@ -197,3 +197,56 @@ def test_fit_never_computes_the_first_layers_input_gradient():
     model = Sequential([CountingDense(6, 4, rng=0), Tanh(), Dense(4, 1, rng=1), Sigmoid()])
     fit(model, BCELoss(), SGD(model.parameters(), lr=0.1), (x, y), epochs=2, batch_size=8, verbose=0)
     assert CountingDense.input_grads == 0  # backward_params all the way
+
+
+class Offset(Layer):
+    """y = x; backward adds a fixed absolute error to the input gradient (all of it near 0 here)."""
+
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def forward(self, x):
+        return 1e-3 * x
+
+    def backward(self, grad_y):
+        return 1e-3 * grad_y + self.error
+
+
+def test_gradcheck_tolerances_at_their_edges():
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    assert gradcheck(Offset(5e-6), x).passed  # under atol = 1e-5 on gradients near 0
+    assert not gradcheck(Offset(1.5e-5), x, raise_exception=False).passed  # over it
+    assert not gradcheck(Scaled(1.5e-3), x, raise_exception=False).passed  # over rtol = 1e-3
+
+
+class Counter(Layer):
+    """A forward pass that changes by exactly 1 from one call to the next."""
+
+    calls = 0
+
+    def forward(self, x):
+        type(self).calls += 1
+        return x + type(self).calls
+
+    def backward(self, grad_y):
+        return grad_y
+
+
+class LogLayer(Layer):
+    """log(x): NaN for negative inputs, deterministic all the same."""
+
+    def forward(self, x):
+        self.save_for_backward(x=x)
+        with np.errstate(invalid="ignore"):
+            return np.log(x)
+
+    def backward(self, grad_y):
+        return grad_y / self.saved("x")
+
+
+def test_gradcheck_reports_the_difference_of_a_random_forward_and_accepts_nan_outputs():
+    with pytest.raises(GradcheckError, match=r"differ \(by up to 1\)"):
+        gradcheck(Counter(), np.zeros((2, 2)))
+    result = gradcheck(LogLayer(), np.array([[1.0, -1.0]]), raise_exception=False)  # NaN: a failure, not "random"
+    assert not result.passed

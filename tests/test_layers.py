@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nnlayers import Dense, ReLU, Sigmoid, Tanh
+from nnlayers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
 from nnlayers.init import INITIALIZERS
 
 
@@ -188,3 +188,33 @@ def test_dtype_of_a_layer_with_one_parameter_or_several():
     assert len(history.epochs) == 1
     mixed = Sequential([Dense(3, 2, rng=0, dtype=np.float32), Dense(2, 1, rng=0, dtype=np.float64)])
     assert mixed.dtype == np.float32  # the first parameter's
+
+
+def test_leaky_relu_defaults_to_torchs_slope():
+    layer = LeakyReLU()
+    assert layer.negative_slope == 0.01
+    np.testing.assert_allclose(layer(np.array([[-2.0, 3.0]])), [[-0.02, 3.0]])
+
+
+def test_initialisers_count_fans_as_torch():
+    from nnlayers import Conv2D
+    from nnlayers.init import fans, weights_left_unset
+
+    assert fans((50, 100)) == (100, 50) and fans((8, 3, 5, 5)) == (75, 200)
+    torch_like = Dense(100, 50, init="torch", rng=0)  # not square: fan_in and fan_out differ
+    assert np.abs(torch_like.weight.data).max() <= 0.1 < 4 * np.abs(torch_like.weight.data).max()  # 1/sqrt(fan_in)
+    assert torch_like.bias.shape == (50,) and np.abs(torch_like.bias.data).max() <= 0.1
+    conv = Conv2D(3, 8, 5, init="xavier_uniform", rng=0)
+    bound = np.sqrt(6 / (75 + 200))  # fan_out = out * kh * kw
+    assert np.abs(conv.weight.data).max() <= bound < 1.1 * np.abs(conv.weight.data).max()
+    calls = []
+
+    def counting(shape, rng):
+        calls.append(shape)
+        return np.zeros(shape)
+
+    with weights_left_unset():  # loading a file: nothing drawn
+        Dense(4, 3, init=counting)
+    assert calls == []
+    Dense(4, 3, init=counting)
+    assert calls == [(3, 4)]

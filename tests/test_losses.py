@@ -152,3 +152,16 @@ def test_bce_refuses_a_batch_with_one_probability_out_of_range():
     p = np.array([[0.2], [0.9], [1.5], [0.4]])  # one bad entry among good ones
     with pytest.raises(ValueError, match="expected predictions in \\[0, 1\\]"):
         BCELoss()(p, np.array([0, 1, 1, 0]))
+
+
+def test_cross_entropy_refuses_bad_weights_and_negative_targets():
+    from nnlayers import CrossEntropyLoss
+
+    for weight in ([1.0, np.nan, 1.0], [1.0, -0.5, 1.0]):  # one bad entry among good ones
+        with pytest.raises(ValueError, match="weight must be a 1-D array of non-negative numbers"):
+            CrossEntropyLoss(weight=weight)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 3\), got -1..2"):
+        CrossEntropyLoss()(np.zeros((3, 3)), np.array([0, -1, 2]))  # -1 would silently index the last class
+    assert repr(CrossEntropyLoss(weight=[1.0, 2.0], label_smoothing=0.1)) == (
+        "CrossEntropyLoss(reduction='mean', label_smoothing=0.1, weight=[...])"
+    )

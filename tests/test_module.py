@@ -232,3 +232,10 @@ def test_layer_without_super_init_starts_in_training_mode():
     layer = Lazy()
     assert layer.training is True and Layer.training is True
     assert layer.parameters() == [] and layer(np.ones(1))[0] == 2
+
+
+def test_the_deprecation_warning_points_at_the_caller():
+    layer = Layer()
+    with pytest.warns(DeprecationWarning) as caught:
+        layer.register_layer("inner", Tanh())
+    assert caught[0].filename == __file__

@@ -163,3 +163,23 @@ def test_clip_grad_norm_by_hand():
     assert clip_grad_norm([a, b], 1.0) == pytest.approx(5.0)
     np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0.0, 0.8], rtol=1e-6)
     assert clip_grad_norm([a, b], 1.0, norm_type=float("inf")) == pytest.approx(0.8, rel=1e-6)
+
+
+def test_defaults_are_torchs_and_betas_are_checked():
+    p = make_param([1.0], [0.0])
+    assert RMSprop([p]).lr == 0.01 and Adam([p]).lr == 0.001 and AdamW([p]).weight_decay == 0.01
+    for betas in ((0.9, 1.5), (-0.1, 0.999), (0.9,)):  # one bad value is enough
+        with pytest.raises(ValueError, match="betas must be two numbers in"):
+            Adam([p], betas=betas)
+
+
+def test_load_state_dict_restores_the_hyperparameters():
+    p = make_param([1.0, 2.0], [0.5, 0.5])
+    saved = SGD([p], lr=0.3, momentum=0.7, weight_decay=0.01, dampening=0.2).state_dict()
+    other = SGD([p], lr=0.1)
+    other.load_state_dict(saved)
+    assert (other.lr, other.momentum, other.weight_decay, other.dampening) == (0.3, 0.7, 0.01, 0.2)
+    adam = Adam([p], betas=(0.8, 0.9))
+    restored = Adam([p])
+    restored.load_state_dict(adam.state_dict())
+    assert restored.betas == (0.8, 0.9)

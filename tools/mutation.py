@@ -32,13 +32,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: The tests that exercise each module (fast ones: no command line, no photos).
 TESTS: Dict[str, List[str]] = {
-    "layers": ["test_layers", "test_gradcheck", "test_seed_parity", "test_torch_parity", "test_container"],
-    "losses": ["test_losses", "test_gradcheck", "test_seed_parity", "test_torch_parity", "test_train"],
-    "optim": ["test_optim", "test_torch_parity", "test_seed_parity", "test_schedules"],
-    "container": ["test_container", "test_module", "test_gradcheck", "test_layers"],
-    "module": ["test_module", "test_container", "test_serialize", "test_dtypes", "test_layers"],
-    "gradcheck": ["test_gradcheck", "test_norm", "test_learner"],
-    "init": ["test_layers", "test_seed_parity", "test_conv", "test_learner"],
+    "layers": ["test_layers", "test_gradcheck", "test_seed_parity", "test_torch_parity", "test_container", "test_bad_inputs"],
+    "losses": ["test_losses", "test_gradcheck", "test_seed_parity", "test_torch_parity", "test_train", "test_bad_inputs"],
+    "optim": ["test_optim", "test_torch_parity", "test_seed_parity", "test_schedules", "test_bad_inputs"],
+    "container": ["test_container", "test_module", "test_gradcheck", "test_layers", "test_bad_inputs"],
+    "module": ["test_module", "test_container", "test_serialize", "test_dtypes", "test_layers", "test_bad_inputs"],
+    "gradcheck": ["test_gradcheck", "test_norm", "test_learner", "test_bad_inputs"],
+    "init": ["test_layers", "test_seed_parity", "test_conv", "test_learner", "test_serialize"],
     "functional": ["test_conv", "test_losses", "test_layers", "test_torch_parity"],
     "conv": ["test_conv", "test_torch_parity", "test_export"],
     "norm": ["test_norm", "test_torch_parity"],
