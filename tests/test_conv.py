@@ -131,3 +131,12 @@ def test_summary_of_a_cnn():
     model.summary((32, 32, 3), print_fn=lines.append)
     assert "(None, 32, 32, 8)" in lines[2] and lines[2].endswith(f"{8 * 27 + 8:,}")
     assert "(None, 16, 16, 8)" in lines[4] and "(None, 2048)" in lines[5]
+
+
+def test_max_pool_with_a_window_of_256_entries():
+    """16x16 windows: the tie-breaking ranks need more than 8 bits."""
+    x = -np.arange(256.0).reshape(1, 16, 16, 1)  # the largest entry is the first of the window
+    pool = MaxPool2D(16)
+    assert pool(x)[0, 0, 0, 0] == 0.0
+    grad = pool.backward(np.ones((1, 1, 1, 1)))
+    assert grad[0, 0, 0, 0] == 1.0 and grad.sum() == 1.0

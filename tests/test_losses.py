@@ -165,3 +165,13 @@ def test_cross_entropy_refuses_bad_weights_and_negative_targets():
     assert repr(CrossEntropyLoss(weight=[1.0, 2.0], label_smoothing=0.1)) == (
         "CrossEntropyLoss(reduction='mean', label_smoothing=0.1, weight=[...])"
     )
+
+
+def test_softmax_and_log_softmax_on_rows():
+    from nnlayers.functional import log_softmax, softmax
+
+    z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 1000.0]])  # 2 rows of 3: not square
+    expected = np.exp(z[0]) / np.exp(z[0]).sum()
+    np.testing.assert_allclose(softmax(z)[0], expected, rtol=1e-14)
+    np.testing.assert_allclose(softmax(z)[1], [0.0, 0.0, 1.0], atol=1e-300)
+    np.testing.assert_allclose(np.exp(log_softmax(z)), softmax(z), rtol=1e-12)

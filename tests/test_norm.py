@@ -100,3 +100,11 @@ def test_dropout_arguments():
     with pytest.raises(ValueError, match=r"Dropout p must be in \[0, 1\]"):
         Dropout(-0.1)
     assert np.array_equal(Dropout(0.0)(np.ones((2, 2))), np.ones((2, 2)))
+
+
+def test_float64_batchnorm_round_trips_in_float64(tmp_path):
+    from nnlayers import load, save
+
+    model = Sequential([BatchNorm1D(3, dtype=np.float64, affine=False)])
+    assert model[0].get_config()["dtype"] == "float64"
+    assert load(save(model, tmp_path / "bn.nnl"))[0].running_mean.dtype == np.float64

@@ -107,3 +107,26 @@ def test_fit_steps_the_schedule_once_per_epoch_and_logs_the_rate():
     np.testing.assert_allclose(history.history["lr"], [0.1, 0.1, 0.01])  # fed val_loss each epoch
     with pytest.raises(ValueError, match="changes another optimizer's learning rate"):
         fit(model, BCELoss(), SGD(model.parameters(), lr=0.1), (x, y), scheduler=StepLR(opt, 1), verbose=0)
+
+
+def test_plateau_state_and_first_epochs_and_argument_checks():
+    opt = SGD([Parameter(np.zeros(1))], lr=1.0)
+    eager = ReduceLROnPlateau(opt, patience=0, factor=0.5)
+    eager.step(1.0)
+    assert opt.lr == 1.0
+    eager.step(1.0)  # the first epoch without improvement, patience 0: halved at once
+    assert opt.lr == 0.5 and eager.last_epoch == 2
+    other = ReduceLROnPlateau(SGD([Parameter(np.zeros(1))], lr=0.5), patience=5)
+    other.load_state_dict(eager.state_dict())
+    assert (other.patience, other.best, other.num_bad_epochs, other.last_epoch) == (0, 1.0, 0, 2)
+    with pytest.raises(ValueError, match="factor must be in"):
+        ReduceLROnPlateau(opt, factor=1.5)
+    with pytest.raises(ValueError, match="milestones must be positive ints"):
+        MultiStepLR(opt, [0, 3])
+    with pytest.raises(ValueError, match="gamma must be > 0"):
+        MultiStepLR(opt, [2], gamma=0)
+
+
+def test_linear_warm_up_defaults_are_torchs():
+    got = rates(lambda o: LinearLR(o), 7)  # start_factor 1/3, total_iters 5
+    np.testing.assert_allclose(got, [1 / 3, 7 / 15, 9 / 15, 11 / 15, 13 / 15, 1.0, 1.0], rtol=1e-12)

@@ -39,7 +39,7 @@ TESTS: Dict[str, List[str]] = {
     "module": ["test_module", "test_container", "test_serialize", "test_dtypes", "test_layers", "test_bad_inputs"],
     "gradcheck": ["test_gradcheck", "test_norm", "test_learner", "test_bad_inputs"],
     "init": ["test_layers", "test_seed_parity", "test_conv", "test_learner", "test_serialize"],
-    "functional": ["test_conv", "test_losses", "test_layers", "test_torch_parity"],
+    "functional": ["test_conv", "test_losses", "test_layers", "test_gradcheck", "test_torch_parity"],
     "conv": ["test_conv", "test_torch_parity", "test_export"],
     "norm": ["test_norm", "test_torch_parity"],
     "schedules": ["test_schedules", "test_torch_parity"],
