@@ -32,8 +32,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: The tests that exercise each module (fast ones: no command line, no photos).
 TESTS: Dict[str, List[str]] = {
-    "layers": ["test_layers", "test_gradcheck", "test_seed_parity", "test_torch_parity", "test_container", "test_bad_inputs"],
-    "losses": ["test_losses", "test_gradcheck", "test_seed_parity", "test_torch_parity", "test_train", "test_bad_inputs"],
+    "layers": [
+        "test_layers",
+        "test_gradcheck",
+        "test_seed_parity",
+        "test_torch_parity",
+        "test_container",
+        "test_bad_inputs",
+    ],
+    "losses": [
+        "test_losses",
+        "test_gradcheck",
+        "test_seed_parity",
+        "test_torch_parity",
+        "test_train",
+        "test_bad_inputs",
+    ],
     "optim": ["test_optim", "test_torch_parity", "test_seed_parity", "test_schedules", "test_bad_inputs"],
     "container": ["test_container", "test_module", "test_gradcheck", "test_layers", "test_bad_inputs"],
     "module": ["test_module", "test_container", "test_serialize", "test_dtypes", "test_layers", "test_bad_inputs"],
