@@ -202,11 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 error, 2 bad arguments, 130 interrupted)."""
-    from . import commands
+    from . import commands, model_commands
 
+    handlers = {
+        "train": commands.cmd_train,
+        "evaluate": model_commands.cmd_evaluate,
+        "predict": model_commands.cmd_predict,
+        "info": model_commands.cmd_info,
+        "export": model_commands.cmd_export,
+        "cache": model_commands.cmd_cache,
+    }
     args = build_parser().parse_args(argv)
     try:
-        return commands.COMMANDS[args.command](args)
+        return handlers[args.command](args)
     except KeyboardInterrupt:
         print("nnlayers: interrupted", file=sys.stderr)
         return 130
