@@ -16,13 +16,13 @@ the range over the last three epochs shows how much the accuracy still swings at
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import add_data_argument
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nnlayers import (  # noqa: E402
@@ -58,11 +58,7 @@ def cnn_without_batchnorm(seed: int) -> Sequential:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("NNLAYERS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
-    )
+    add_data_argument(parser)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", type=Path, help="draw 24 of the final model's mistakes on the test photos here")

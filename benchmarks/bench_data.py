@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import List
 
 import cv2
+from common import add_data_argument
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nnlayers.data import load_image_folder  # noqa: E402
@@ -110,14 +111,7 @@ def bench_memory(source: Path, count: int = 25_000) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--data",
-        "--shared",
-        dest="shared",
-        type=Path,
-        default=Path(os.environ.get("NNLAYERS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
-        help="a folder holding dogs-vs-cats/train (Kaggle photos named cat.N.jpg, dog.N.jpg); default $NNLAYERS_SHARED_DATA or ../shared/data",
-    )
+    add_data_argument(parser, dest="shared")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import List, Tuple
 
+from common import add_data_argument
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -46,12 +48,7 @@ def nnlayers(*args: str, cwd: Path) -> Tuple[str, str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("NNLAYERS_SHARED_DATA", REPO.parent / "shared" / "data")),
-        help="a folder holding dogs-vs-cats/train and dogs-vs-cats/test",
-    )
+    add_data_argument(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--plot", type=Path, help="write the first seed's learning curves here")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more options for nnlayers train")

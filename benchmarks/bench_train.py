@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+from common import add_data_argument
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nnlayers import SGD, BCELoss, Dense, Sequential, Sigmoid, Tanh, batches, fit  # noqa: E402
@@ -333,14 +334,7 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--data",
-        "--shared",
-        dest="shared",
-        type=Path,
-        default=Path(os.environ.get("NNLAYERS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
-        help="a folder holding dogs-vs-cats/train (Kaggle photos named cat.N.jpg, dog.N.jpg); default $NNLAYERS_SHARED_DATA or ../shared/data",
-    )
+    add_data_argument(parser, dest="shared")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the scaling and memory runs")
     parser.add_argument("--json", type=Path, help="also write the raw results here")

@@ -10,12 +10,12 @@ around each phase, next to the two bare first-layer products that make the "BLAS
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from common import add_data_argument
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nnlayers import SGD, BCELoss, Dense, Sequential, Sigmoid, Tanh, load_image_folder  # noqa: E402
@@ -24,14 +24,7 @@ from nnlayers.batching import iter_batches  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--data",
-        "--shared",
-        dest="shared",
-        type=Path,
-        default=Path(os.environ.get("NNLAYERS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
-        help="a folder holding dogs-vs-cats/train (Kaggle photos named cat.N.jpg, dog.N.jpg); default $NNLAYERS_SHARED_DATA or ../shared/data",
-    )
+    add_data_argument(parser, dest="shared")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
