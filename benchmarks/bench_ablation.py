@@ -61,7 +61,7 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--grid", type=Path, help="draw 24 of the final model's mistakes on the test photos here")
+    parser.add_argument("--grid", type=Path, help="draw 24 of the final model's mistakes (spread over both classes) here")
     args = parser.parse_args()
     train = load_image_folder(args.data / "dogs-vs-cats" / "train")
     test = load_image_folder(args.data / "dogs-vs-cats" / "test", classes=train.classes)
@@ -122,7 +122,8 @@ def main() -> None:
     )
     if args.grid:
         proba = predict_proba(final, test.images)
-        wrong = np.flatnonzero((proba > 0.5).astype(int) != test.labels)[:24]
+        wrong = np.flatnonzero((proba > 0.5).astype(int) != test.labels)
+        wrong = wrong[np.unique(np.linspace(0, len(wrong) - 1, 24).round().astype(int))]  # both classes
         plot_predictions(
             test.images[wrong], proba[wrong], test.classes, truth=test.labels[wrong].tolist(), path=args.grid
         )

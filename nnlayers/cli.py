@@ -180,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--grid", metavar="PNG", help="draw the photos with their predictions (needs nnlayers[plot])")
     add("--mistakes", action="store_true", help="with --grid, only the photos predicted wrongly")
+    add(
+        "--grid-max",
+        type=positive_int,
+        default=48,
+        metavar="N",
+        help="with --grid, at most N photos, spread evenly over the list (default 48)",
+    )
 
     command(
         "info",

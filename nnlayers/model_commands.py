@@ -141,6 +141,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not keep:
             say(args, "no mistakes to draw: every photo whose class is known was predicted right")
         else:
+            if len(keep) > args.grid_max:  # spread over the list: sorted folders put each class together
+                chosen = np.unique(np.linspace(0, len(keep) - 1, args.grid_max).round().astype(int))
+                say(args, f"drawing {len(chosen)} of {len(keep)} {'mistakes' if args.mistakes else 'photos'}")
+                keep = [keep[i] for i in chosen]
             plot_predictions(
                 np.stack([good_images[i] for i in keep]),
                 table[keep],

@@ -114,6 +114,32 @@ def test_evaluate_and_predict_match_the_library(env, trained):
     assert plain[0] == str(photos[0]) and plain[1] in ("circle", "square")
 
 
+def test_predict_grid_of_mistakes_is_capped_and_spread(env, trained, tmp_path):
+    from PIL import Image
+
+    work, _ = trained
+    data_dir = Path(env["NNLAYERS_CACHE_DIR"]) / "builtin-shapes-v2"
+    model = load(work / "model.nnl")
+    folder = tmp_path / "square"  # circles filed as squares: each one the model gets right is a "mistake"
+    folder.mkdir()
+    for i in range(5):
+        shutil.copy(data_dir / "circle" / f"circle.{i}.jpg", folder / f"a{i}.jpg")
+        shutil.copy(data_dir / "square" / f"square.{i}.jpg", folder / f"b{i}.jpg")
+    wrong = int(np.sum(predict_proba(model, sorted(str(p) for p in folder.iterdir())) <= 0.5))
+    assert wrong >= 3  # the model tells circles from squares
+
+    def grid(*options):
+        result = run(env, "predict", work / "model.nnl", folder, "--grid", tmp_path / "g.png", "--mistakes", *options)
+        assert result.returncode == 0, result.stderr
+        return result.stderr, Image.open(tmp_path / "g.png").size
+
+    text, size_all = grid()
+    assert "drawing" not in text
+    text, size_two = grid("--grid-max", "2")
+    assert f"drawing 2 of {wrong} mistakes" in text
+    assert size_two[0] < size_all[0]  # two photos a row instead of `wrong`
+
+
 def test_info(env, trained):
     work, _ = trained
     result = run(env, "info", work / "model.nnl")
