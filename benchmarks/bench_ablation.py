@@ -61,7 +61,9 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--grid", type=Path, help="draw 24 of the final model's mistakes (spread over both classes) here")
+    parser.add_argument(
+        "--grid", type=Path, help="draw 24 of the final model's mistakes (spread over both classes) here"
+    )
     args = parser.parse_args()
     train = load_image_folder(args.data / "dogs-vs-cats" / "train")
     test = load_image_folder(args.data / "dogs-vs-cats" / "test", classes=train.classes)
