@@ -269,6 +269,11 @@ CASES = {
         "finite input: x contains NaN or Inf",
     ),
     "gradcheck inf": (lambda: gradcheck(Dense(1, 1), np.array([[np.inf]])), ValueError, "finite input"),
+    "gradcheck one nan among numbers": (
+        lambda: gradcheck(Dense(2, 1), np.array([[0.5, 1.0], [np.nan, 2.0]])),
+        ValueError,
+        "finite input",
+    ),
     "gradcheck string": (lambda: gradcheck(Tanh(), np.array([["a"]])), TypeError, "real numeric input, got dtype <U1"),
     "gradcheck loss no target": (lambda: gradcheck(BCELoss(), np.full((2, 1), 0.5)), ValueError, "needs the target"),
     "gradcheck width": (

@@ -248,3 +248,8 @@ def test_negative_indices_and_summary_columns():
     assert len(lines[1]) == len(lines[0]) == len(lines[-2])  # the rules span the header
     shape_and_count = lines[2].split(")")[-1]
     assert lines[2].startswith("0 (Conv2D)") and "(None, 16, 16, 128)" in lines[2] and shape_and_count.startswith(" ")
+    # the shape column is as wide as the longest shape plus a gap of two, never narrower than 19
+    assert len(lines[0]) == 22 + len("(None, 16, 16, 128)") + 2 + 8
+    lines.clear()
+    Sequential([Dense(4, 3, rng=0)]).summary(4, print_fn=lines.append)
+    assert len(lines[0]) == 22 + 19 + 8

@@ -201,6 +201,7 @@ def test_initialisers_count_fans_as_torch():
     from nnlayers.init import fans, weights_left_unset
 
     assert fans((50, 100)) == (100, 50) and fans((8, 3, 5, 5)) == (75, 200)
+    assert fans((4, 3, 5)) == (15, 20)  # a 1-D convolution's (out, in, k), as torch counts it
     torch_like = Dense(100, 50, init="torch", rng=0)  # not square: fan_in and fan_out differ
     assert np.abs(torch_like.weight.data).max() <= 0.1 < 4 * np.abs(torch_like.weight.data).max()  # 1/sqrt(fan_in)
     assert torch_like.bias.shape == (50,) and np.abs(torch_like.bias.data).max() <= 0.1
