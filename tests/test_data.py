@@ -221,7 +221,8 @@ def test_cache_survives_a_corrupt_entry(photos, tmp_path):
     first = load_image_folder(folder, cache=cache, workers=1)
     for npy in cache.glob("*.npy"):
         npy.write_bytes(b"garbage")
-    again = load_image_folder(folder, cache=cache, workers=1)
+    with pytest.warns(UserWarning, match="was damaged .*; decoding the folder again"):
+        again = load_image_folder(folder, cache=cache, workers=1)
     np.testing.assert_array_equal(first.images, again.images)
 
 
