@@ -103,7 +103,7 @@ def _add_train(commands: Any) -> None:
         metavar="F",
         help="hold out this fraction of DATA_DIR (default: 0.2 without --val-dir)",
     )
-    add("--arch", choices=sorted(ARCH_DEFAULTS), default="mlp", help="network (default: %(default)s)")
+    add("--arch", choices=sorted(ARCH_DEFAULTS), help="network (default: mlp)")
     add("--hidden", type=positive_int, help="mlp: hidden units (default: 64)")
     add("--activation", choices=("tanh", "relu", "sigmoid"), help="mlp: hidden activation (default: tanh)")
     add("--init", choices=INITS, help="mlp: weight initialiser; 'normal' is the tutorial's randn * 0.01")
@@ -124,13 +124,12 @@ def _add_train(commands: Any) -> None:
         help="random changes to training photos: flip,crop,jitter or none (mlp: none, cnn: flip,crop)",
     )
     add("--size", type=_image_size, help="photos are resized to SIZE x SIZE (default: 64)")
-    add("--seed", type=int, default=0, help="seed of weights, shuffling, split and augmentation (default: %(default)s)")
+    add("--seed", type=int, help="seed of weights, shuffling, split and augmentation (default: 0)")
     add("--patience", type=positive_int, metavar="N", help="stop after N epochs without a better validation loss")
     add("--out", default="model.nnl", metavar="FILE", help="where to save the model (default: %(default)s)")
     add(
         "--save",
         choices=("best", "last"),
-        default="best",
         help="with validation data, save the epoch with the lowest validation loss (best, default) or the last one",
     )
     add("--checkpoint-dir", metavar="DIR", help="write last.nnl and best.nnl there after every epoch (for --resume)")

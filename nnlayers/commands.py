@@ -66,26 +66,21 @@ def load_options(preprocessing: Dict[str, Any], args: argparse.Namespace) -> Dic
 # --- train ------------------------------------------------------------------------------------
 
 
+#: An option's value when it is neither given, nor saved in the checkpoint, nor set by the architecture.
+BASE_DEFAULTS: Dict[str, Any] = {"arch": "mlp", "activation": "tanh", "init": None, "patience": None}
+BASE_DEFAULTS.update(save="best", seed=0)
+
+
 def _settings(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     """Every option's value: given, else the checkpoint's (on resume), else the architecture's default."""
     given = {k: getattr(args, k) for k in (*FIXED_ON_RESUME, "epochs") if getattr(args, k, None) is not None}
-    if saved is not None:  # the parser's own defaults do not count as given
-        given = {k: v for k, v in given.items() if k not in ("seed", "save") or v != build_defaults()[k]}
-    if saved is not None:
-        changed = [k for k in FIXED_ON_RESUME if k in given and k in saved and given[k] != saved[k]]
-        if changed:
-            what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (the run used {saved[k]})" for k in changed)
-            raise ValueError(
-                f"cannot change {what} when resuming: give the options of the first run, or start a new one"
-            )
-        return {**saved, **given}
-    arch = given.get("arch", "mlp")
-    return {**ARCH_DEFAULTS[arch], "activation": "tanh", "init": None, "patience": None, "save": "best", **given}
-
-
-def build_defaults() -> Dict[str, Any]:
-    """The parser's defaults of the options that have one (seed, save)."""
-    return {"seed": 0, "save": "best"}
+    if saved is None:
+        return {**BASE_DEFAULTS, **ARCH_DEFAULTS[given.get("arch", BASE_DEFAULTS["arch"])], **given}
+    changed = [k for k in FIXED_ON_RESUME if k in given and k in saved and given[k] != saved[k]]
+    if changed:
+        what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (the run used {saved[k]})" for k in changed)
+        raise ValueError(f"cannot change {what} when resuming: give the options of the first run, or start a new one")
+    return {**BASE_DEFAULTS, **saved, **given}
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -211,7 +206,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"--val-split {fraction} of {len(train_set)} photos leaves no photo on one side; use more photos or --val-dir"
             )
-        train_data, validation = Subset.split(train_set.images, train_set.labels, fraction, args.seed)
+        train_data, validation = Subset.split(train_set.images, train_set.labels, fraction, settings["seed"])
         where = f"held-out {fraction:.0%} of {data_dir}"
     if group is not None and group.is_root:
         group.barrier()

@@ -31,6 +31,7 @@ from nnlayers import (
 )
 from nnlayers.builtin import builtin_dataset, draw_shape
 from nnlayers.modelfile import encode
+from nnlayers.serialize import read_header
 
 from .conftest import REPO
 from .test_cli import COMMAND
@@ -151,6 +152,20 @@ def test_resume_refuses_options_that_would_be_ignored(tmp_path):
         result = run_cli("train", "--epochs", "2", "--resume", "ck/last.nnl", *option, cwd=tmp_path)
         assert result.returncode == 1 and f"cannot change {option[0]} {option[1]}" in result.stderr, result.stderr
         assert "epoch 2/2" not in result.stderr  # refused before training
+
+
+def test_resume_takes_the_options_of_the_run_from_the_checkpoint(tmp_path):
+    """Options the first run chose (--arch, --seed, --save) need not be repeated: none of them is "changed"."""
+    first = run_cli(
+        "train", "--arch", "cnn", "--size", "16", "--epochs", "1", "--seed", "3", "--save", "last", "--quiet",
+        "--checkpoint-dir", "ck", cwd=tmp_path,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    resumed = run_cli("train", "--epochs", "2", "--resume", "ck/last.nnl", "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    settings = read_header(tmp_path / "ck" / "last.nnl")["metadata"]["train_settings"]
+    assert (settings["arch"], settings["seed"], settings["save"], settings["epochs"]) == ("cnn", 3, "last", 2)
+    assert "the last epoch (2)" in resumed.stdout
 
 
 # --- memory and time taken by small or special inputs ------------------------------------------------
