@@ -121,12 +121,12 @@ def iter_batches(
     """
     feature_shape = (int(np.prod(x.shape[1:])),) if flatten else tuple(x.shape[1:])
     buffer = np.empty((min(batch_size, len(order)), *feature_shape), dtype) if reuse_buffer else None
+    as_slices = contiguous and shard is None  # a view of x, no gather
     for start in range(0, len(order), batch_size):
         picked = order[start : start + batch_size]
         if shard is not None:
             picked = picked[shard[0] :: shard[1]]
-        contiguous_part = contiguous and shard is None
-        chosen: Union[slice, np.ndarray] = slice(start, start + len(picked)) if contiguous_part else picked  # no gather
+        chosen: Union[slice, np.ndarray] = slice(start, start + len(picked)) if as_slices else picked
         yield as_inputs(x[chosen], dtype, buffer, flatten=flatten), chosen
 
 

@@ -174,12 +174,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.checkpoint_dir:  # keep writing checkpoints where the run wrote them
         args.checkpoint_dir = str(Path(args.resume).parent)
     group = _mpi_group()
-    if group is not None and not group.is_root:
+    follower = group is not None and not group.is_root  # one of several processes, not process 0
+    if follower:
         args.quiet = True  # one process speaks and writes
+        group.barrier()  # process 0 decodes the photos (and fills the cache) first; the others read the cache
     else:
         _check_outputs(args)
-    if group is not None and not group.is_root:
-        group.barrier()  # process 0 decodes the photos (and fills the cache) first; the others read the cache
     data_dir = args.data_dir
     if data_dir is None:
         data_dir = str(builtin_dataset())
@@ -208,7 +208,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         train_data, validation = Subset.split(train_set.images, train_set.labels, fraction, settings["seed"])
         where = f"held-out {fraction:.0%} of {data_dir}"
-    if group is not None and group.is_root:
+    if group is not None and not follower:
         group.barrier()
 
     model = load(args.resume) if args.resume else _build(settings, train_set.images.shape[1:], len(classes))
@@ -232,7 +232,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         validation=validation, seed=settings["seed"], callbacks=callbacks, verbose=0 if args.quiet else 1,
         resume=args.resume, metadata=metadata, scheduler=scheduler, augment=settings["augment"], distributed=group,
     )  # fmt: skip
-    if group is not None and not group.is_root:
+    if follower:
         return 1 if history.diverged else 0
     if history.diverged:
         if args.quiet:
