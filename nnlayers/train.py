@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from .augment import Transform, parse_augment
 from .batching import Subset, iter_batches, split_indices
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, TrainingStopped
 from .checkpointing import Checkpointing
+from .distributed import Distributed, resolve
 from .inference import (
     Data,
     as_subset,
@@ -37,9 +38,6 @@ from .module import Array, Layer
 from .optim import Optimizer
 from .schedules import LRScheduler, ReduceLROnPlateau
 from .util import PathLike, check_positive_int, show_progress
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .distributed import Distributed
 
 __all__ = [  # the callbacks and evaluation are re-exported: they lived here before 0.2
     "DIVERGED_LOSS",
@@ -297,14 +295,6 @@ class Trainer(Checkpointing):
             raise stop
 
 
-def _group(distributed: Any) -> Optional[Distributed]:
-    if distributed is None or distributed is False:
-        return None
-    from .distributed import resolve
-
-    return resolve(distributed)
-
-
 def _say(message: str, verbose: int) -> None:
     if verbose:
         print(message, file=sys.stderr, flush=True)
@@ -411,7 +401,7 @@ def fit(
             check_labels(val, 2, "validation")
     trainer = Trainer(
         model, loss_fn, optimizer, seed=seed, callbacks=callbacks, metadata=metadata, scheduler=scheduler,
-        augment=parse_augment(augment), distributed=_group(distributed),
+        augment=parse_augment(augment), distributed=resolve(distributed),
     )  # fmt: skip
     if resume is not None:
         trainer.resume(resume)
