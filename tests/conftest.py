@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 def shared_data_dir() -> Path:
     """``$NNLAYERS_SHARED_DATA`` or ``../shared/data`` beside the checkout."""
     return Path(os.environ.get("NNLAYERS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def copy_kaggle_photos(shared_data: Path, folder: Path, per_class: int) -> Path:
+    """``cat.0.jpg`` ... and ``dog.0.jpg`` ... (``per_class`` of each) from the shared training photos into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind in ("cat", "dog"):
+        for n in range(per_class):
+            shutil.copy(shared_data / "dogs-vs-cats" / "train" / f"{kind}.{n}.jpg", folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

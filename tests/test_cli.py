@@ -18,6 +18,8 @@ import pytest
 from nnlayers import evaluate, predict_proba
 from nnlayers.serialize import load, read_checkpoint
 
+from .conftest import copy_kaggle_photos
+
 SCRIPT = Path(sys.executable).parent / "nnlayers"
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "nnlayers"]
 
@@ -309,11 +311,7 @@ def test_the_builtin_set_trains_a_cnn_in_seconds(env, tmp_path):
 
 def test_a_short_cnn_run_on_real_photos_learns(shared_data, env, tmp_path):
     """A few hundred Kaggle photos, through the command line: above chance, loss falling, files that reproduce."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for kind in ("cat", "dog"):
-        for n in range(200):
-            shutil.copy(shared_data / "dogs-vs-cats" / "train" / f"{kind}.{n}.jpg", photos)
+    photos = copy_kaggle_photos(shared_data, tmp_path / "photos", 200)
     test = shared_data / "dogs-vs-cats" / "test"
     args = ["train", photos, "--arch", "cnn", "--size", "32", "--epochs", "8", "--val-dir", test, "--save", "last"]
     result = run(env, *args, "--history", "h.json", "--quiet", cwd=tmp_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, copy_kaggle_photos
 
 pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'nnlayers[mpi]')")
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
@@ -65,12 +65,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path, case):
 
 @pytest.fixture()
 def photos(shared_data, tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for kind in ("cat", "dog"):
-        for n in range(60):
-            shutil.copy(shared_data / "dogs-vs-cats" / "train" / f"{kind}.{n}.jpg", folder)
-    return folder
+    return copy_kaggle_photos(shared_data, tmp_path / "photos", 60)
 
 
 def test_the_cli_under_mpiexec_writes_one_model_that_evaluate_reads(photos, tmp_path):

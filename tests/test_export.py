@@ -167,18 +167,14 @@ def test_the_cli_exports_a_trained_model(tmp_path):
 
 def test_exported_cli_model_predicts_the_shared_test_photos_as_nnlayers_does(shared_data, tmp_path):
     """nnlayers train (a CNN, on 200 Kaggle photos) -> nnlayers export -> ONNX Runtime labels == nnlayers predict."""
-    import shutil
     import subprocess
 
     from nnlayers.inference import load_images
 
+    from .conftest import copy_kaggle_photos
     from .test_cli import COMMAND
 
-    train = tmp_path / "train"
-    train.mkdir()
-    for kind in ("cat", "dog"):
-        for n in range(100):
-            shutil.copy(shared_data / "dogs-vs-cats" / "train" / f"{kind}.{n}.jpg", train)
+    train = copy_kaggle_photos(shared_data, tmp_path / "train", 100)
     env = {**os.environ, "NNLAYERS_CACHE_DIR": str(tmp_path / "cache")}
     trained = subprocess.run([*COMMAND, "train", train, "--arch", "cnn", "--size", "32", "--epochs", "2", "--quiet",
                               "--out", tmp_path / "m.nnl"], capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
