@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
 from .module import Array, Layer
 from .util import is_int
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: Layer) -> Iterator[Layer]:
+    """``model`` in evaluation mode within the block; afterwards every layer is back in its own mode."""
+    modes = [(layer, layer.training) for _, layer in model.named_modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for layer, mode in modes:
+            layer.training = mode
 
 
 class Sequential(Layer):
@@ -163,16 +176,11 @@ class Sequential(Layer):
         shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)
         x = np.zeros((1, *shape), dtype=self.dtype or np.float32)
         rows: List[Tuple[str, str, int]] = []
-        modes = [(layer, layer.training) for _, layer in self.named_modules()]
-        self.eval()
-        try:
+        with evaluation_mode(self):
             for name, layer in self.named_children():
                 x = layer(x)
                 count = sum(p.size for p in layer.parameters())
                 rows.append((f"{name} ({type(layer).__name__})", str((None, *x.shape[1:])), count))
-        finally:
-            for layer, mode in modes:
-                layer.training = mode
         width = max([19, *(len(out_shape) + 2 for _, out_shape, _ in rows)])
         rule = "=" * (30 + width)
         print_fn(f"{'Layer (type)':<22}{'Output Shape':<{width}}{'Param #':>8}")

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .container import Sequential
+from .container import Sequential, evaluation_mode
 from .conv import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, MaxPool2D
 from .inference import flattens_input
 from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
@@ -187,12 +187,8 @@ def _export_layer(g: OnnxGraph, layer: Layer, x: str, where: str) -> str:
 
 def _output_shape(model: Layer, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[int, ...]:
     """One example's output shape, from a forward pass in evaluation mode (the mode is restored)."""
-    modes = [(layer, layer.training) for _, layer in model.named_modules()]
-    try:
-        return tuple(np.shape(model.eval()(np.zeros((1, *shape), dtype)))[1:])
-    finally:
-        for layer, mode in modes:
-            layer.training = mode
+    with evaluation_mode(model):
+        return tuple(np.shape(model(np.zeros((1, *shape), dtype)))[1:])
 
 
 def default_input_shape(model: Layer) -> Tuple[int, ...]:

@@ -14,7 +14,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .batching import Subset, iter_batches
-from .container import Sequential
+from .container import Sequential, evaluation_mode
 from .data import ImageDataset
 from .functional import sigmoid, softmax
 from .images import image_size, load_image
@@ -86,15 +86,11 @@ def model_outputs(model: Layer, data: Subset, batch_size: Optional[int] = None) 
     """The model's raw outputs ``(N, K)`` in evaluation mode, batch by batch; NaN or infinity is an error."""
     dtype = model.dtype or np.dtype(np.float32)
     batch_size = inference_batch(model, batch_size)
-    was_training = model.training
-    model.eval()
     batches = iter_batches(
         data.x, data.indices, batch_size, dtype=dtype, flatten=flattens_input(model), reuse_buffer=True
     )
-    try:  # copies: the input buffer is reused, and an output may be a view of it
+    with evaluation_mode(model):  # copies: the input buffer is reused, and an output may be a view of it
         outputs = [np.array(model(xb)).reshape(len(xb), -1) for xb, _ in batches]
-    finally:
-        model.train(was_training)
     raw = np.concatenate(outputs) if outputs else np.zeros((0, 1), dtype)
     bad = ~np.isfinite(raw).all(axis=1)
     if bad.any():
