@@ -94,34 +94,16 @@ def main() -> None:
         Adam(model.parameters(), lr=0.001),
         epochs,
     )
-    model = small_cnn(2, rng=seed)
-    run(
-        "+ BatchNorm after each convolution (Adam 0.002)",
-        model,
-        BCEWithLogitsLoss(),
-        Adam(model.parameters(), lr=0.002),
-        epochs,
-    )
-    model = small_cnn(2, rng=seed)
-    run(
-        "+ random flips and crops",
-        model,
-        BCEWithLogitsLoss(),
-        Adam(model.parameters(), lr=0.002),
-        epochs,
-        augment="flip,crop",
-    )
-    model = small_cnn(2, rng=seed)
-    opt = Adam(model.parameters(), lr=0.002)
-    final = run(
-        "+ a cosine schedule (= nnlayers train --arch cnn)",
-        model,
-        BCEWithLogitsLoss(),
-        opt,
-        epochs,
-        CosineAnnealingLR(opt, epochs),
-        "flip,crop",
-    )
+    steps = [  # each adds one change to the row above; the last is what `nnlayers train --arch cnn` does
+        ("+ BatchNorm after each convolution (Adam 0.002)", None, False),
+        ("+ random flips and crops", "flip,crop", False),
+        ("+ a cosine schedule (= nnlayers train --arch cnn)", "flip,crop", True),
+    ]
+    for label, augment, cosine in steps:
+        model = small_cnn(2, rng=seed)
+        opt = Adam(model.parameters(), lr=0.002)
+        schedule = CosineAnnealingLR(opt, epochs) if cosine else None
+        final = run(label, model, BCEWithLogitsLoss(), opt, epochs, schedule, augment)
     if args.grid:
         proba = predict_proba(final, test.images)
         wrong = np.flatnonzero((proba > 0.5).astype(int) != test.labels)
