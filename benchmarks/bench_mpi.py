@@ -25,7 +25,7 @@ import json, sys, time
 import numpy as np
 sys.path.insert(0, {repo!r})
 from nnlayers import SGD, Adam, BCELoss, BCEWithLogitsLoss, fit
-from nnlayers.distributed import Distributed, launched_with_mpi
+from nnlayers.training.distributed import Distributed, launched_with_mpi
 from nnlayers.models import mlp, small_cnn
 
 group = Distributed() if launched_with_mpi() else None

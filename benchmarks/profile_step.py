@@ -19,7 +19,7 @@ from common import add_data_argument
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nnlayers import SGD, BCELoss, Dense, Sequential, Sigmoid, Tanh, load_image_folder  # noqa: E402
-from nnlayers.batching import iter_batches  # noqa: E402
+from nnlayers.data.batching import iter_batches  # noqa: E402
 
 
 def main() -> None:

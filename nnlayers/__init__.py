@@ -12,26 +12,73 @@ subclass::
     opt.zero_grad()
 """
 
-from .augment import ColorJitter, Compose, RandomCrop, RandomFlip
-from .batching import Subset, batches, split_indices, train_test_split
-from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, MonitorCallback, RestoreBest
-from .container import Sequential
-from .conv import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, MaxPool2D
-from .data import ImageDataset, load_image_folder
+from ._version import __version__
+from .data import (
+    ColorJitter,
+    Compose,
+    ImageDataset,
+    ImageLoadError,
+    RandomCrop,
+    RandomFlip,
+    Subset,
+    batches,
+    load_image,
+    load_image_folder,
+    split_indices,
+    train_test_split,
+)
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck
-from .images import ImageLoadError, load_image
-from .inference import evaluate, predict, predict_proba
-from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
-from .module import Layer, Parameter
-from .norm import BatchNorm1D, BatchNorm2D, Dropout
-from .optim import SGD, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
+from .nn import (
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    BCELoss,
+    BCEWithLogitsLoss,
+    Conv2D,
+    CrossEntropyLoss,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    LeakyReLU,
+    Loss,
+    MaxPool2D,
+    Parameter,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .optim import (
+    SGD,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    MultiStepLR,
+    Optimizer,
+    ReduceLROnPlateau,
+    RMSprop,
+    StepLR,
+    clip_grad_norm,
+)
 from .plot import plot_augmentations, plot_history, plot_predictions, plot_schedule
-from .schedules import CosineAnnealingLR, ExponentialLR, LinearLR, MultiStepLR, ReduceLROnPlateau, StepLR
-from .serialize import ModelFileError, load, read_header, register_layer, save
-from .train import fit
-
-__version__ = "0.1.0"
+from .saving import ModelFileError, export_onnx, load, read_header, register_layer, save
+from .training import (
+    Callback,
+    EarlyStopping,
+    History,
+    ModelCheckpoint,
+    MonitorCallback,
+    RestoreBest,
+    evaluate,
+    fit,
+    predict,
+    predict_proba,
+)
 
 __all__ = [
     "Adam",
@@ -86,6 +133,7 @@ __all__ = [
     "batches",
     "clip_grad_norm",
     "evaluate",
+    "export_onnx",
     "fit",
     "gradcheck",
     "load",

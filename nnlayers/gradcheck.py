@@ -14,9 +14,10 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .container import Sequential
-from .losses import Loss
-from .module import Array, Layer
+from .nn.container import Sequential
+from .nn.losses import Loss
+from .nn.module import Layer
+from .utils.types import Array
 
 
 class GradcheckError(AssertionError):

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Union
 
-from .container import Sequential
-from .conv import Conv2D, GlobalAvgPool2D, MaxPool2D
-from .init import RandomSource
-from .layers import Dense, ReLU, Sigmoid, Tanh
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
-from .module import Layer
-from .norm import BatchNorm2D, Dropout
-from .util import check_positive_int
+from .nn.container import Sequential
+from .nn.layers.activation import ReLU, Sigmoid, Tanh
+from .nn.layers.conv import Conv2D
+from .nn.layers.dropout import Dropout
+from .nn.layers.linear import Dense
+from .nn.layers.normalization import BatchNorm2D
+from .nn.layers.pooling import GlobalAvgPool2D, MaxPool2D
+from .nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
+from .nn.module import Layer
+from .utils.checks import check_positive_int
+from .utils.types import RandomSource
 
 ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}
 
@@ -122,7 +125,7 @@ def small_cnn(
 def loss_for(model: Layer) -> Loss:
     """The loss that trains ``model``: `BCELoss` after a `Sigmoid`, `BCEWithLogitsLoss` for one raw
     output, `CrossEntropyLoss` for several."""
-    from .inference import last_layer
+    from .nn.structure import last_layer
 
     last = last_layer(model)
     if isinstance(last, Sigmoid):

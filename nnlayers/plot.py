@@ -11,8 +11,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .callbacks import History
-from .util import PathLike
+from .training.callbacks import History
+from .utils.types import PathLike
 
 
 def _figure(axes: Any, count: int, size: tuple) -> tuple:
@@ -112,7 +112,7 @@ def plot_predictions(
 
 def plot_schedule(scheduler: Any, epochs: int, ax: Any = None, *, path: Optional[PathLike] = None) -> Any:
     """The learning rate a schedule sets, epoch by epoch (the schedule itself is not advanced)."""
-    from .schedules import schedule_values
+    from .optim.schedules import schedule_values
 
     figure, (axis,) = _figure(ax, 1, (6, 3.5))
     axis.plot(range(epochs), schedule_values(scheduler, epochs), "o-", markersize=3)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from nnlayers import SGD, BCEWithLogitsLoss, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid, Tanh, fit
-from nnlayers.losses import BCELoss
+from nnlayers.nn.losses import BCELoss
 
 
 def run(case: str, distributed: bool):

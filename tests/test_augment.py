@@ -15,7 +15,7 @@ from nnlayers import (
     Sequential,
     fit,
 )
-from nnlayers.augment import parse_augment
+from nnlayers.data.augment import parse_augment
 
 RNG = np.random.default_rng(0)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from nnlayers import SGD, BCELoss, Dense, EarlyStopping, ModelCheckpoint, Sequential, Sigmoid, Tanh, fit
-from nnlayers.callbacks import MonitorCallback, mode_for
-from nnlayers.serialize import read_checkpoint
+from nnlayers.saving.serialize import read_checkpoint
+from nnlayers.training.callbacks import MonitorCallback, mode_for
 
 
 def make_run(n=120, seed=0):

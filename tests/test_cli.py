@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from nnlayers import evaluate, predict_proba
-from nnlayers.serialize import load, read_checkpoint
+from nnlayers.saving.serialize import load, read_checkpoint
 
 from .conftest import copy_kaggle_photos
 
@@ -276,7 +276,7 @@ def test_progress_bar_in_a_real_terminal(env, tmp_path):
 
 def test_three_classes_through_train_evaluate_and_predict(env, tmp_path):
     """Circles, squares and triangles: a softmax head without any new flag, then the K-class outputs."""
-    from nnlayers.builtin import builtin_dataset
+    from nnlayers.data.builtin import builtin_dataset
 
     folder = builtin_dataset(tmp_path / "shapes", per_class=80, kinds=("circle", "square", "triangle"))
     result = run(env, "train", folder, "--epochs", "20", "--quiet", "--out", "shapes.nnl", cwd=tmp_path)

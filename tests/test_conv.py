@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nnlayers import AvgPool2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU, Sequential, gradcheck
-from nnlayers.functional import conv_input_grad, im2col
+from nnlayers.nn.functional import conv_input_grad, im2col
 
 RNG = np.random.default_rng(0)
 

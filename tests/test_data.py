@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnlayers import data
 from nnlayers.data import ImageLoadError, batches, load_image, load_image_folder, split_indices, train_test_split
+from nnlayers.data import dataset as data
 
 SEED_SIZE = 64
 
@@ -400,7 +400,7 @@ def test_spawned_workers_without_a_main_guard_get_a_clear_message(tmp_path, guar
     import subprocess
     import sys
 
-    from nnlayers.builtin import builtin_dataset
+    from nnlayers.data.builtin import builtin_dataset
 
     from .conftest import REPO
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import nnlayers
-from nnlayers.builtin import draw_shape
+from nnlayers.data.builtin import draw_shape
 
 from .conftest import REPO, shared_data_dir
 from .test_cli import COMMAND

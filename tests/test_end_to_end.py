@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from nnlayers.data import load_image_folder
-from nnlayers.serialize import load
-from nnlayers.train import evaluate, predict_proba
+from nnlayers.saving.serialize import load
+from nnlayers.training import evaluate, predict_proba
 
 from .test_cli import COMMAND
 

@@ -30,7 +30,7 @@ from nnlayers.models import mlp, small_cnn
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install 'nnlayers[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'nnlayers[onnx]')")
 
-from nnlayers.export import export_onnx  # noqa: E402
+from nnlayers.saving.onnx import export_onnx  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -169,7 +169,7 @@ def test_exported_cli_model_predicts_the_shared_test_photos_as_nnlayers_does(sha
     """nnlayers train (a CNN, on 200 Kaggle photos) -> nnlayers export -> ONNX Runtime labels == nnlayers predict."""
     import subprocess
 
-    from nnlayers.inference import load_images
+    from nnlayers.data.image import load_images
 
     from .conftest import copy_kaggle_photos
     from .test_cli import COMMAND

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from nnlayers import Dense, Sequential, Sigmoid, Tanh, load, save
-from nnlayers.serialize import read_checkpoint
+from nnlayers.saving.serialize import read_checkpoint
 
 from .conftest import REPO
 from .test_cli import COMMAND

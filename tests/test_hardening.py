@@ -29,9 +29,9 @@ from nnlayers import (
     predict_proba,
     save,
 )
-from nnlayers.builtin import builtin_dataset, draw_shape
-from nnlayers.modelfile import encode
-from nnlayers.serialize import read_header
+from nnlayers.data.builtin import builtin_dataset, draw_shape
+from nnlayers.saving.modelfile import encode
+from nnlayers.saving.serialize import read_header
 
 from .conftest import REPO
 from .test_cli import COMMAND
@@ -448,7 +448,7 @@ def test_odd_entries_do_not_abort_a_cached_load(tmp_path):
 
 
 def test_the_cache_is_bounded_and_can_be_listed_and_cleared(shapes, tmp_path):
-    from nnlayers.cache import KEEP_PER_FOLDER, cache_entries
+    from nnlayers.data.cache import KEEP_PER_FOLDER, cache_entries
 
     cache = tmp_path / "cache"
     for i in range(4):  # each change to the folder makes a new entry

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nnlayers import Dense, ModelFileError, Sequential, Sigmoid, Tanh, load, save
-from nnlayers.builtin import draw_shape
+from nnlayers.data.builtin import draw_shape
 
 from .conftest import REPO
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nnlayers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
-from nnlayers.init import INITIALIZERS
+from nnlayers.nn.init import INITIALIZERS
 
 
 def test_dense_forward_backward_by_hand():
@@ -198,7 +198,7 @@ def test_leaky_relu_defaults_to_torchs_slope():
 
 def test_initialisers_count_fans_as_torch():
     from nnlayers import Conv2D
-    from nnlayers.init import fans, weights_left_unset
+    from nnlayers.nn.init import fans, weights_left_unset
 
     assert fans((50, 100)) == (100, 50) and fans((8, 3, 5, 5)) == (75, 200)
     assert fans((4, 3, 5)) == (15, 20)  # a 1-D convolution's (out, in, k), as torch counts it

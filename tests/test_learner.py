@@ -24,7 +24,7 @@ from nnlayers import (
     gradcheck,
     load,
 )
-from nnlayers.serialize import read_checkpoint
+from nnlayers.saving.serialize import read_checkpoint
 
 from .test_cli import run
 

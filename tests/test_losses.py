@@ -168,7 +168,7 @@ def test_cross_entropy_refuses_bad_weights_and_negative_targets():
 
 
 def test_softmax_and_log_softmax_on_rows():
-    from nnlayers.functional import log_softmax, softmax
+    from nnlayers.nn.functional import log_softmax, softmax
 
     z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 1000.0]])  # 2 rows of 3: not square
     expected = np.exp(z[0]) / np.exp(z[0]).sum()

@@ -21,7 +21,7 @@ from nnlayers import (
     StepLR,
     fit,
 )
-from nnlayers.schedules import schedule_values
+from nnlayers.optim.schedules import schedule_values
 
 
 def rates(make, epochs, lr=1.0, metrics=None):

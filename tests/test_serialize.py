@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from nnlayers import Dense, Layer, ReLU, Sequential, Sigmoid, Tanh
-from nnlayers.serialize import MAGIC, ModelFileError, load, read_checkpoint, read_header, register_layer, save
+from nnlayers.saving.modelfile import MAGIC, ModelFileError
+from nnlayers.saving.serialize import load, read_checkpoint, read_header, register_layer, save
 
 
 @register_layer
@@ -277,7 +278,7 @@ def test_state_dict_loads_into_torch(tmp_path):
 
 
 def test_registered_classes_are_keyed_by_module_and_name(tmp_path):
-    from nnlayers.serialize import layer_key, registered_layers
+    from nnlayers.saving.serialize import layer_key, registered_layers
 
     assert layer_key(Swish) == f"{__name__}.Swish" and registered_layers()[layer_key(Swish)] is Swish
     header = read_header(save(MODELS["custom"](), tmp_path / "c.nnl"))
@@ -305,7 +306,7 @@ def test_a_second_class_under_a_taken_key_is_an_error():
 
 
 def test_a_class_of_the_same_name_from_another_module_does_not_collide(tmp_path):
-    from nnlayers.serialize import registered_layers
+    from nnlayers.saving.serialize import registered_layers
 
     class Swish(Layer):  # noqa: F811 - same name as the module-level class, another key
         def forward(self, x):

@@ -142,7 +142,7 @@ def test_early_stopping_on_unknown_metric_is_clear():
 
 
 def test_model_checkpoint_writes_last_and_best(tmp_path):
-    from nnlayers.serialize import load, read_checkpoint
+    from nnlayers.saving.serialize import load, read_checkpoint
 
     x, y = make_data()
     model = make_model()
@@ -203,7 +203,7 @@ def test_resume_is_bit_identical(tmp_path, momentum):
 
 
 def test_resume_from_a_plain_model_file_is_refused(tmp_path):
-    from nnlayers.serialize import save
+    from nnlayers.saving.serialize import save
 
     x, y = make_data(n=40)
     model = make_model()

@@ -7,7 +7,7 @@ way: 64x64 RGB, flattened, divided by 255. Both runs start from the same weights
 import numpy as np
 
 from nnlayers import SGD, BCELoss, Dense, Sequential, Sigmoid, Tanh, load_image_folder
-from nnlayers.builtin import builtin_dataset
+from nnlayers.data.builtin import builtin_dataset
 
 # --- the data, as prepare_data makes it -------------------------------------------------------
 dataset = load_image_folder(builtin_dataset(), cache=False)

@@ -1,0 +1,264 @@
+"""``nnlayers train``: the options, their defaults per architecture, resuming, and the run itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .common import load_options, say
+
+#: The defaults of each architecture (what ``--arch`` picks when an option is not given).
+ARCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "mlp": {
+        "hidden": 64,
+        "epochs": 20,
+        "batch_size": 64,
+        "optimizer": "sgd",
+        "lr": 0.0005,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "schedule": "none",
+        "augment": "none",
+        "size": 64,
+    },
+    "cnn": {
+        "hidden": None,
+        "epochs": 12,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 0.002,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "schedule": "cosine",
+        "augment": "flip,crop",
+        "size": 64,
+    },
+}
+
+
+#: Options that shape the network or its data: a resumed run cannot change them.
+FIXED_ON_RESUME: Tuple[str, ...] = (
+    "arch", "hidden", "activation", "init", "size", "optimizer", "lr", "momentum",
+    "weight_decay", "schedule", "augment", "batch_size", "seed", "patience", "save",
+)  # fmt: skip
+
+
+def _preprocessing(size: int, layout: str) -> Dict[str, Any]:
+    return {
+        "size": [size, size],
+        "backend": "cv2",
+        "interpolation": "cubic",
+        "reduce": True,
+        "scale": 1 / 255,
+        "channel_order": "RGB",
+        "layout": layout,
+    }
+
+
+#: An option's value when it is neither given, nor saved in the checkpoint, nor set by the architecture.
+BASE_DEFAULTS: Dict[str, Any] = {
+    "arch": "mlp", "activation": "tanh", "init": None, "patience": None, "save": "best", "seed": 0,
+}  # fmt: skip
+
+
+def _settings(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Every option's value: given, else the checkpoint's (on resume), else the architecture's default."""
+    given = {k: getattr(args, k) for k in (*FIXED_ON_RESUME, "epochs") if getattr(args, k, None) is not None}
+    if saved is None:
+        return {**BASE_DEFAULTS, **ARCH_DEFAULTS[given.get("arch", BASE_DEFAULTS["arch"])], **given}
+    changed = [k for k in FIXED_ON_RESUME if k in given and k in saved and given[k] != saved[k]]
+    if changed:
+        what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (the run used {saved[k]})" for k in changed)
+        raise ValueError(f"cannot change {what} when resuming: give the options of the first run, or start a new one")
+    return {**BASE_DEFAULTS, **saved, **given}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output paths that would fail after training (the weights would be lost)."""
+    for option, value in (("--out", args.out), ("--history", args.history), ("--plot", args.plot)):
+        if value is None:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise IsADirectoryError(f"{option} {value} is a folder; give a file name such as {path / 'model.nnl'}")
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{option} {value}: folder {folder} does not exist (create it first)")
+        try:  # the real test of writability (a read-only mount, a full disk, permissions)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as error:
+            raise OSError(error.errno, f"{option} {value}: cannot write in {folder}: {error.strerror}") from None
+    if args.checkpoint_dir:
+        Path(args.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+
+
+def _build(settings: Dict[str, Any], features_shape: Tuple[int, ...], classes: int) -> Any:
+    from ..models import mlp, small_cnn
+
+    if settings["arch"] == "cnn":
+        return small_cnn(classes, rng=settings["seed"])
+    hidden = settings["hidden"] or 64
+    return mlp(
+        int(np.prod(features_shape)),
+        hidden,
+        classes,
+        activation=settings["activation"],
+        init=settings["init"],
+        rng=settings["seed"],
+    )
+
+
+def _optimizer(settings: Dict[str, Any], model: Any) -> Any:
+    from ..optim.adam import Adam, AdamW
+    from ..optim.sgd import SGD
+
+    lr, wd = settings["lr"], settings["weight_decay"]
+    if settings["optimizer"] == "sgd":
+        return SGD(model.parameters(), lr=lr, momentum=settings["momentum"], weight_decay=wd)
+    if settings["optimizer"] == "adamw":
+        return AdamW(model.parameters(), lr=lr, weight_decay=wd or 0.01)
+    return Adam(model.parameters(), lr=lr, weight_decay=wd)
+
+
+def _schedule(settings: Dict[str, Any], optimizer: Any) -> Any:
+    from ..optim.schedules import CosineAnnealingLR, ReduceLROnPlateau, StepLR
+
+    kind, epochs = settings["schedule"], settings["epochs"]
+    if kind == "cosine":
+        return CosineAnnealingLR(optimizer, T_max=epochs)
+    if kind == "step":
+        return StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+    if kind == "plateau":
+        return ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    return None
+
+
+def _mpi_group() -> Any:
+    """The MPI process group when ``mpiexec`` started several processes, else ``None``."""
+    from ..training.distributed import Distributed, launched_with_mpi
+
+    return Distributed() if launched_with_mpi() else None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..data.builtin import builtin_dataset
+    from ..data.dataset import load_image_folder
+    from ..data.splits import Subset
+    from ..models import loss_for
+    from ..saving.serialize import load, read_header, save
+    from ..training.callbacks import EarlyStopping, ModelCheckpoint, RestoreBest
+    from ..training.evaluation import evaluate
+    from ..training.fit import fit
+
+    saved = None
+    if args.resume:
+        header = read_header(args.resume)
+        saved = (header.get("metadata") or {}).get("train_settings")
+        if saved is None:
+            raise ValueError(
+                f"{args.resume} was not written by 'nnlayers train --checkpoint-dir'; it cannot be resumed here"
+            )
+    settings = _settings(args, saved)
+    if args.data_dir is None and saved is None and settings["arch"] == "cnn":  # the built-in shapes: seconds
+        settings["epochs"] = args.epochs or 6
+        settings["size"] = args.size or 32
+    if args.resume and not args.checkpoint_dir:  # keep writing checkpoints where the run wrote them
+        args.checkpoint_dir = str(Path(args.resume).parent)
+    group = _mpi_group()
+    follower = group is not None and not group.is_root  # one of several processes, not process 0
+    if follower:
+        args.quiet = True  # one process speaks and writes
+        group.barrier()  # process 0 decodes the photos (and fills the cache) first; the others read the cache
+    else:
+        _check_outputs(args)
+    data_dir = args.data_dir
+    if data_dir is None:
+        data_dir = str(builtin_dataset())
+        say(
+            args,
+            f"No DATA_DIR given: training on nnlayers' built-in set of generated circles and squares ({data_dir}). Pass a folder of photos to train on your own.",
+        )
+    layout = "NHWC" if settings["arch"] == "cnn" else "NHWC, flattened"
+    preprocessing = _preprocessing(settings["size"], layout)
+    options = load_options(preprocessing, args)
+    train_set = load_image_folder(data_dir, verbose=not args.quiet, **options)
+    classes = train_set.classes
+    if saved is not None and (header.get("classes") or classes) != classes:
+        raise ValueError(
+            f"{data_dir} holds classes {classes}, but the checkpoint was trained on {header.get('classes')}"
+        )
+    train_data: Any = train_set
+    if args.val_dir:
+        validation: Any = load_image_folder(args.val_dir, classes=classes, verbose=not args.quiet, **options)
+        where = str(args.val_dir)
+    else:  # split once here: fit trains on one part, and the final figures come from the other
+        fraction = args.val_split if args.val_split is not None else 0.2
+        if len(train_set) * fraction < 1 or len(train_set) * (1 - fraction) < 1:
+            raise ValueError(
+                f"--val-split {fraction} of {len(train_set)} photos leaves no photo on one side; use more photos or --val-dir"
+            )
+        train_data, validation = Subset.split(train_set.images, train_set.labels, fraction, settings["seed"])
+        where = f"held-out {fraction:.0%} of {data_dir}"
+    if group is not None and not follower:
+        group.barrier()
+
+    model = load(args.resume) if args.resume else _build(settings, train_set.images.shape[1:], len(classes))
+    model.train()
+    loss_fn = loss_for(model)
+    optimizer = _optimizer(settings, model)
+    scheduler = _schedule(settings, optimizer)
+    callbacks: List[Any] = []
+    keep_best = RestoreBest("val_loss") if settings["save"] == "best" else None
+    if keep_best is not None:
+        callbacks.append(keep_best)
+    if settings["patience"]:
+        callbacks.append(EarlyStopping(patience=settings["patience"], restore_best=settings["save"] == "best"))
+    if args.checkpoint_dir:
+        callbacks.append(ModelCheckpoint(args.checkpoint_dir))
+    say(args, f"{model}\n{len(classes)} classes {classes}; {settings['epochs']} epochs, batch {settings['batch_size']}, "
+               f"{type(optimizer).__name__} lr {settings['lr']}, schedule {settings['schedule']}, augment {settings['augment']}")  # fmt: skip
+    metadata = {"classes": classes, "preprocessing": preprocessing, "metadata": {"train_settings": settings}}
+    history = fit(
+        model, loss_fn, optimizer, train_data, epochs=settings["epochs"], batch_size=settings["batch_size"],
+        validation=validation, seed=settings["seed"], callbacks=callbacks, verbose=0 if args.quiet else 1,
+        resume=args.resume, metadata=metadata, scheduler=scheduler, augment=settings["augment"], distributed=group,
+    )  # fmt: skip
+    if follower:
+        return 1 if history.diverged else 0
+    if history.diverged:
+        if args.quiet:
+            print(f"nnlayers: {history.stop_reason}", file=sys.stderr)
+        print(f"nnlayers: error: training diverged; no model file was written to {args.out}", file=sys.stderr)
+        return 1
+    best_epoch = (
+        keep_best.best_epoch if keep_best is not None and keep_best.best_weights is not None else history.epochs[-1]
+    )
+    extra = {
+        "history": history.to_dict(),
+        "data_dir": str(data_dir),
+        "train_settings": settings,
+        "saved_epoch": best_epoch,
+    }
+    save(model, args.out, classes=classes, preprocessing=preprocessing, metadata=extra)
+    if args.history:
+        history.save(args.history)
+    if args.plot:
+        from ..plot import plot_history
+
+        plot_history(history, path=args.plot)
+    scores = evaluate(model, validation)
+    which = (
+        f"epoch {best_epoch} of {history.epochs[-1]} (lowest validation loss)"
+        if settings["save"] == "best"
+        else f"the last epoch ({best_epoch})"
+    )
+    print(
+        f"validation accuracy {scores['accuracy']:.4f} (loss {scores['loss']:.4f}, {scores['n']} images, {where}); "
+        f"model saved to {args.out}: {which}"
+    )
+    return 0

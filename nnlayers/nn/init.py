@@ -1,0 +1,127 @@
+"""Weight initialisers, chosen by name in ``Dense(..., init=NAME)`` and ``Conv2D(..., init=NAME)``.
+
+Each takes a weight shape (``(out_features, in_features)`` or ``(out_channels, in_channels, kh,
+kw)``) and a random generator and returns float64 values; layers cast them to their dtype. Fans
+are counted as PyTorch counts them: ``fan_in = in * kh * kw``, ``fan_out = out * kh * kw``.
+``"normal"`` is the seed's ``np.random.randn(...) * 0.01``: with
+``rng=np.random.RandomState(1)`` it draws exactly the seed's numbers. ``"torch"`` is what
+``torch.nn.Linear`` and ``torch.nn.Conv2d`` draw in ``reset_parameters`` (weights and biases
+uniform in ``+-1/sqrt(fan_in)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
+
+import numpy as np
+
+from ..utils.types import RandomSource
+
+Shape = Tuple[int, ...]
+
+
+Initializer = Callable[[Shape, RandomSource], np.ndarray]
+
+
+def fans(shape: Shape) -> Tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight shape, as ``torch.nn.init`` computes them."""
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def normal(shape: Shape, rng: RandomSource, std: float = 0.01) -> np.ndarray:
+    """The seed's ``randn(out, in) * 0.01``: small weights, N(0, std**2)."""
+    return rng.standard_normal(shape) * std
+
+
+def xavier_uniform(shape: Shape, rng: RandomSource) -> np.ndarray:
+    """Glorot & Bengio (2010): U(-a, a) with ``a = sqrt(6 / (fan_in + fan_out))``; for tanh/sigmoid."""
+    fan_in, fan_out = fans(shape)
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def xavier_normal(shape: Shape, rng: RandomSource) -> np.ndarray:
+    """Glorot & Bengio (2010): N(0, 2 / (fan_in + fan_out))."""
+    fan_in, fan_out = fans(shape)
+    return rng.standard_normal(shape) * math.sqrt(2.0 / (fan_in + fan_out))
+
+
+def he_normal(shape: Shape, rng: RandomSource) -> np.ndarray:
+    """He et al. (2015): N(0, 2 / fan_in); for ReLU."""
+    return rng.standard_normal(shape) * math.sqrt(2.0 / fans(shape)[0])
+
+
+def he_uniform(shape: Shape, rng: RandomSource) -> np.ndarray:
+    """He et al. (2015): U(-a, a) with ``a = sqrt(6 / fan_in)``; for ReLU."""
+    limit = math.sqrt(6.0 / fans(shape)[0])
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def torch_default(shape: Shape, rng: RandomSource) -> np.ndarray:
+    """PyTorch's ``reset_parameters`` for ``Linear`` and ``Conv2d``: U(-a, a), ``a = 1 / sqrt(fan_in)``.
+
+    (``kaiming_uniform_(a=sqrt(5))``, which works out to this bound.) With this initialiser the
+    layers also draw their biases from the same range, as PyTorch does.
+    """
+    limit = 1.0 / math.sqrt(fans(shape)[0])
+    return rng.uniform(-limit, limit, size=shape)
+
+
+INITIALIZERS: Dict[str, Initializer] = {
+    "normal": normal,
+    "xavier_uniform": xavier_uniform,
+    "glorot_uniform": xavier_uniform,
+    "xavier_normal": xavier_normal,
+    "glorot_normal": xavier_normal,
+    "he_normal": he_normal,
+    "kaiming_normal": he_normal,
+    "he_uniform": he_uniform,
+    "kaiming_uniform": he_uniform,
+    "torch": torch_default,
+}
+
+
+def get_initializer(init: Union[str, Initializer]) -> Initializer:
+    """Look an initialiser up by name, or pass a callable ``f(shape, rng) -> array`` through."""
+    if callable(init):
+        return init
+    try:
+        return INITIALIZERS[init]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown init {init!r}; expected one of {sorted(INITIALIZERS)} or a callable") from None
+
+
+_UNSET = [False]  # while true (loading a file), layers get weights that the file will overwrite
+
+
+@contextlib.contextmanager
+def weights_left_unset() -> Iterator[None]:
+    """Within the block, layers allocate their weights without drawing or writing them (``numpy.empty``).
+
+    Model files use it: the weights are read from the file next, so drawing random numbers
+    first would cost time and, for a large layer, memory.
+    """
+    previous = _UNSET[0]
+    _UNSET[0] = True
+    try:
+        yield
+    finally:
+        _UNSET[0] = previous
+
+
+def initial_weights(
+    init: Union[str, Initializer], shape: Shape, bias: bool, rng: RandomSource, dtype: np.dtype
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """A layer's starting weight and bias: biases are zero (as in the seed), except with ``"torch"``."""
+    if _UNSET[0]:
+        return np.empty(shape, dtype), (np.empty(shape[0], dtype) if bias else None)
+    weight = np.asarray(get_initializer(init)(shape, rng), dtype=dtype)
+    if not bias:
+        return weight, None
+    if init == "torch":
+        limit = 1.0 / math.sqrt(fans(shape)[0])
+        return weight, rng.uniform(-limit, limit, size=shape[0]).astype(dtype)
+    return weight, np.zeros(shape[0], dtype)

@@ -1,0 +1,163 @@
+"""Activations: `Tanh`, `Sigmoid`, `ReLU`, `LeakyReLU`, `Softmax`; each keeps its output and derives its gradient from it, as the seed does."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+import numpy as np
+
+from ...utils.checks import is_real
+from ...utils.types import Array
+from ..functional import sigmoid, softmax
+from ..module import Layer, _check_grad_shape, check_float_input
+
+
+class Activation(Layer):
+    """Base of the element-wise activations: no parameters, output shape = input shape.
+
+    Each keeps its output as ``saved("y")`` (the seed derives the gradients from ``A``).
+    """
+
+    def _input(self, x: Array) -> Array:
+        return check_float_input(type(self).__name__, x)
+
+    def _output(self, y: Array) -> Array:
+        self.save_for_backward(y=y)
+        return y
+
+    def _grad(self, grad_y: Array) -> Tuple[Array, Array]:
+        """The checked incoming gradient and the saved output."""
+        y = self.saved("y")
+        return _check_grad_shape(self, grad_y, y.shape), y
+
+
+class Tanh(Activation):
+    """Hyperbolic tangent, ``a = tanh(z)``; the seed's hidden activation.
+
+    Keeps its output ``a`` and derives the gradient from it: ``1 - a**2``.
+
+    Shape:
+        - Input: ``(N, *)``, floating point.
+        - Output: same shape and dtype.
+
+    Examples:
+        >>> Tanh()(np.array([[0.0, 1.0]])).round(4)
+        array([[0.    , 0.7616]])
+    """
+
+    def forward(self, x: Array) -> Array:
+        return self._output(np.tanh(self._input(x)))  # seed: A1 = tanh(Z1)
+
+    def backward(self, grad_y: Array) -> Array:
+        grad_y, a = self._grad(grad_y)
+        return grad_y * (1 - a * a)  # seed: dZ1 = (W2.T dZ2) * (1 - A1**2)
+
+
+class Sigmoid(Activation):
+    """Logistic sigmoid, ``a = 1 / (1 + exp(-z))``; the seed's output activation.
+
+    Stable for large ``|z|`` (no overflow). Keeps its output and derives ``a * (1 - a)``.
+    Followed by `BCELoss`, the two gradients multiply to the seed's ``dZ2 = A2 - Y``.
+
+    Shape:
+        - Input: ``(N, *)``, floating point.
+        - Output: same shape and dtype, values in [0, 1].
+
+    Examples:
+        >>> Sigmoid()(np.array([[-1000.0, 0.0, 1000.0]]))
+        array([[0. , 0.5, 1. ]])
+    """
+
+    def forward(self, x: Array) -> Array:
+        return self._output(sigmoid(self._input(x)))  # seed: A2 = sigmoid(Z2)
+
+    def backward(self, grad_y: Array) -> Array:
+        grad_y, a = self._grad(grad_y)
+        return grad_y * (a * (1 - a))
+
+
+class ReLU(Activation):
+    """Rectified linear unit, ``max(x, 0)``.
+
+    Keeps its output; the gradient passes where it is positive (``x > 0``: at exactly 0 the
+    gradient is 0, as in PyTorch).
+
+    Shape:
+        - Input: ``(N, *)``, floating point.
+        - Output: same shape and dtype.
+
+    Examples:
+        >>> ReLU()(np.array([[-2.0, 3.0]]))
+        array([[0., 3.]])
+    """
+
+    def forward(self, x: Array) -> Array:
+        return self._output(np.maximum(self._input(x), 0))
+
+    def backward(self, grad_y: Array) -> Array:
+        grad_y, y = self._grad(grad_y)
+        return grad_y * (y > 0)
+
+
+class LeakyReLU(Activation):
+    """Leaky rectified linear unit: ``x`` where positive, ``negative_slope * x`` elsewhere (``torch.nn.LeakyReLU``).
+
+    Args:
+        negative_slope: The slope for negative inputs (default 0.01).
+
+    Shape:
+        - Input: ``(N, *)``, floating point.
+        - Output: same shape and dtype.
+
+    Examples:
+        >>> LeakyReLU(0.1)(np.array([[-2.0, 3.0]]))
+        array([[-0.2,  3. ]])
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        if not is_real(negative_slope):
+            raise ValueError(f"LeakyReLU negative_slope must be a number, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: Array) -> Array:
+        x = self._input(x)
+        positive = x > 0  # the gradient at exactly 0 is the slope, as in torch
+        self.save_for_backward(positive=positive)
+        return np.where(positive, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, grad_y: Array) -> Array:
+        positive = self.saved("positive")
+        grad_y = _check_grad_shape(self, grad_y, positive.shape)
+        return np.where(positive, grad_y, grad_y * grad_y.dtype.type(self.negative_slope))
+
+    def get_config(self) -> Dict[str, Any]:
+        """Constructor arguments that rebuild this layer."""
+        return {"negative_slope": self.negative_slope}
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Softmax(Activation):
+    """``exp(x) / sum(exp(x))`` over the last axis: class probabilities (``torch.nn.Softmax(dim=-1)``).
+
+    Stable for large inputs (shifted by the maximum). For training, prefer ending the model with
+    the last `Dense` and using `nnlayers.CrossEntropyLoss`, which takes the raw scores and fuses
+    the softmax exactly; `nnlayers.predict_proba` applies the softmax for you.
+
+    Shape:
+        - Input: ``(N, K)``, floating point.
+        - Output: same shape, each row summing to 1.
+
+    Examples:
+        >>> Softmax()(np.array([[0.0, np.log(3.0)]])).round(3)
+        array([[0.25, 0.75]])
+    """
+
+    def forward(self, x: Array) -> Array:
+        return self._output(softmax(self._input(x)))
+
+    def backward(self, grad_y: Array) -> Array:
+        grad_y, s = self._grad(grad_y)
+        return s * (grad_y - np.sum(grad_y * s, axis=-1, keepdims=True))  # the Jacobian diag(s) - s s^T

@@ -1,0 +1,155 @@
+"""`Conv2D`: convolution over channels-last images ``(N, H, W, C)``.
+
+Activations are channels-last, as the image loader gives them and Keras computes them; weights
+keep PyTorch's layout (``Conv2D.weight`` is ``(out_channels, in_channels, kh, kw)``) and state-dict
+keys, so a model's weights load into the ``torch.nn`` model of the same layers. A convolution is
+an im2col copy and one matrix product (`nnlayers.nn.functional.im2col`); its backward is one
+product for the weights and, unless the layer is the first, one product per kernel offset for
+the input (`nnlayers.nn.functional.conv_input_grad`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from ...utils.checks import check_positive_int, make_rng
+from ...utils.types import Array, RandomSource
+from ..functional import column_sums, conv_input_grad, im2col, output_size
+from ..init import Initializer, initial_weights
+from ..module import Parameter
+from .spatial import IntPair, SpatialLayer, _check_images, _pair
+
+
+class Conv2D(SpatialLayer):
+    """2-D convolution over channels-last images (``torch.nn.Conv2d``, Keras ``Conv2D``).
+
+    ``y[n, i, j, o] = bias[o] + sum over (di, dj, c) of x[n, s*i + di, s*j + dj, c] * weight[o, c, di, dj]``
+    (cross-correlation, as every framework computes it), after zero padding.
+
+    Args:
+        in_channels: Channels of the input.
+        out_channels: Channels of the output (number of filters).
+        kernel_size: An int or ``(kh, kw)``.
+        stride: An int or ``(sh, sw)``.
+        padding: An int, ``(ph, pw)``, or ``"same"`` (output as large as the input; odd kernels,
+            stride 1).
+        bias: Whether to add a learned bias.
+        init: Weight initialiser: ``"he_normal"`` (default, suits ReLU), ``"torch"``
+            (``torch.nn.Conv2d``'s own, biases included), ``"xavier_uniform"``, ... or a callable
+            ``f((out, in, kh, kw), rng) -> array``.
+        dtype: ``np.float32`` (default) or ``np.float64``.
+        rng: An int seed, a ``Generator`` or a ``RandomState``, for reproducible weights.
+
+    Shape:
+        - Input: ``(N, H, W, in_channels)``, floating point.
+        - Output: ``(N, Ho, Wo, out_channels)`` with ``Ho = (H + 2 ph - kh) // sh + 1``.
+
+    Attributes:
+        weight: `Parameter` ``(out_channels, in_channels, kh, kw)``, PyTorch's layout.
+        bias: `Parameter` ``(out_channels,)`` or ``None``.
+
+    Examples:
+        >>> conv = Conv2D(3, 8, 3, padding="same", rng=0)
+        >>> conv
+        Conv2D(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+        >>> conv(np.zeros((2, 32, 32, 3), np.float32)).shape
+        (2, 32, 32, 8)
+        >>> conv.weight.shape
+        (8, 3, 3, 3)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: Union[IntPair, str] = 0,
+        bias: bool = True,
+        *,
+        init: Union[str, Initializer] = "he_normal",
+        dtype: DTypeLike = np.float32,
+        rng: Union[None, int, RandomSource] = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = check_positive_int("Conv2D in_channels", in_channels)
+        self.out_channels = check_positive_int("Conv2D out_channels", out_channels)
+        self.kernel_size = _pair("Conv2D kernel_size", kernel_size)
+        self.stride = _pair("Conv2D stride", stride)
+        if padding == "same":
+            if self.stride != (1, 1) or any(k % 2 == 0 for k in self.kernel_size):
+                raise ValueError(
+                    f"Conv2D padding='same' needs stride 1 and odd kernels, got {self.kernel_size}, stride {self.stride}"
+                )
+            self.padding = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+        else:
+            self.padding = _pair("Conv2D padding", padding, minimum=0)
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"Conv2D dtype must be floating point, got {dtype}")
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        weight, bias_values = initial_weights(init, shape, bias, make_rng(rng), dtype)
+        self.weight = Parameter(weight)
+        self.bias = Parameter(bias_values) if bias_values is not None else None
+        self._cols: Optional[Array] = None  # the im2col buffer, reused from call to call
+
+    def _weight_matrix(self) -> Array:
+        """The weight as ``(kh * kw * in, out)``, in the order of `im2col`'s columns."""
+        kh, kw = self.kernel_size
+        return self.weight.data.transpose(2, 3, 1, 0).reshape(kh * kw * self.in_channels, self.out_channels)
+
+    def forward(self, x: Array) -> Array:
+        x = _check_images(self, x, self.in_channels, self.weight.dtype)
+        ho = output_size(x.shape[1], self.kernel_size[0], self.stride[0], self.padding[0])
+        wo = output_size(x.shape[2], self.kernel_size[1], self.stride[1], self.padding[1])
+        if ho < 1 or wo < 1:
+            raise ValueError(
+                f"{self} got images of {x.shape[1]}x{x.shape[2]}, smaller than its kernel {self.kernel_size}"
+            )
+        cols = self._cols = im2col(x, self.kernel_size, self.stride, self.padding, out=self._cols)
+        y = cols @ self._weight_matrix()  # every output pixel of every filter in one product
+        if self.bias is not None:
+            y += self.bias.data
+        self.save_for_backward(cols=cols, x_shape=x.shape)
+        return y.reshape(x.shape[0], ho, wo, self.out_channels)
+
+    def backward_params(self, grad_y: Array) -> None:
+        """Accumulate ``weight.grad`` and ``bias.grad`` without computing the input gradient."""
+        self._param_grads(grad_y)
+
+    def _param_grads(self, grad_y: Array) -> Array:
+        cols = self.saved("cols")
+        g = np.asarray(grad_y, dtype=cols.dtype).reshape(cols.shape[0], self.out_channels)
+        kh, kw = self.kernel_size
+        grad_w = (cols.T @ g).reshape(kh, kw, self.in_channels, self.out_channels).transpose(3, 2, 0, 1)
+        self.weight.accumulate(grad_w)
+        if self.bias is not None:
+            self.bias.accumulate(column_sums(g))
+        return g
+
+    def backward(self, grad_y: Array) -> Array:
+        g = self._param_grads(grad_y)
+        return conv_input_grad(g, self.weight.data, self.saved("x_shape"), self.stride, self.padding)
+
+    def get_config(self) -> Dict[str, Any]:
+        """Constructor arguments that rebuild this layer (weights aside)."""
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "stride": list(self.stride),
+            "padding": list(self.padding),
+            "bias": self.bias is not None,
+            "dtype": self.weight.dtype.name,
+        }
+
+    def __str__(self) -> str:
+        return f"Conv2D({self.in_channels} -> {self.out_channels}, {self.kernel_size[0]}x{self.kernel_size[1]})"
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        text += f", padding={self.padding}"
+        return text if self.bias is not None else text + ", bias=False"

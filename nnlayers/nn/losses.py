@@ -1,0 +1,237 @@
+"""Losses: `BCELoss` (after a `Sigmoid`), `BCEWithLogitsLoss` (fused, on raw scores) and
+`CrossEntropyLoss` (K classes, on raw scores).
+
+``loss_fn(pred, target)`` returns a Python float; ``loss_fn.backward()`` returns ``dL/dpred``,
+already divided by the batch size for ``reduction="mean"`` (the seed's ``1/m``).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..utils.types import Array
+from .functional import log1p_exp, log_softmax, sigmoid
+from .module import check_float_input
+
+REDUCTIONS = ("mean", "sum")
+
+
+class Loss:
+    """Base class of the losses: ``forward(pred, target) -> float`` and ``backward() -> dL/dpred``.
+
+    `targets` turns a data set's labels into what ``forward`` takes: ``(N, 1)`` floats for the
+    binary losses, ``(N,)`` class indices for `CrossEntropyLoss`.
+    """
+
+    #: ``"binary"`` (one output, labels 0/1) or ``"classes"`` (K outputs, class indices).
+    task = "binary"
+
+    def __init__(self, reduction: str = "mean") -> None:
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"{type(self).__name__} reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+        self._grad: Optional[Array] = None
+
+    def forward(self, pred: Array, target: Array) -> float:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(pred, target)")
+
+    def __call__(self, pred: Array, target: Array) -> float:
+        return self.forward(pred, target)
+
+    def targets(self, labels: Array, dtype: np.dtype) -> Array:
+        """Data-set labels ``(N,)`` as the targets ``forward`` takes (binary: ``(N, 1)`` of ``dtype``)."""
+        return np.asarray(labels).astype(dtype).reshape(-1, 1)
+
+    def backward(self) -> Array:
+        """The gradient of the last loss with respect to ``pred``, same shape and dtype."""
+        if self._grad is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
+        return self._grad
+
+    def _check(self, pred: Array, target: Array) -> Tuple[Array, Array]:
+        """Validate shapes and values; return ``pred`` and ``target`` as same-shape arrays."""
+        name = type(self).__name__
+        pred = check_float_input(f"{name} pred", pred)
+        target_arr = np.asarray(target)
+        if target_arr.dtype.kind not in "biuf":  # bool, ints, floats; not strings, objects, complex
+            raise TypeError(f"{name} expected a real numeric target, got dtype {target_arr.dtype}")
+        if pred.ndim not in (1, 2) or (pred.ndim == 2 and pred.shape[1] != 1):
+            raise ValueError(f"{name} expected pred of shape (N, 1) or (N,), got {pred.shape}")
+        n = pred.shape[0]
+        if n == 0:
+            raise ValueError(f"{name} got an empty batch (pred of shape {pred.shape})")
+        if target_arr.shape not in ((n,), (n, 1)):
+            raise ValueError(
+                f"{name} expected target of shape ({n}, 1) or ({n},) to match pred {pred.shape}, got {target_arr.shape}"
+            )
+        target_arr = target_arr.astype(pred.dtype, copy=False).reshape(pred.shape)
+        if not np.all((target_arr >= 0) & (target_arr <= 1)):
+            bad = target_arr[~((target_arr >= 0) & (target_arr <= 1))]
+            raise ValueError(f"{name} expected targets in [0, 1], got {float(bad.ravel()[0]):g}")
+        return pred, target_arr
+
+    def _reduce(self, per_example: Array, n: int) -> Tuple[float, float]:
+        """The reduced loss and the scale (``1/m`` for the mean) of its gradient."""
+        if self.reduction == "mean":
+            # divide before summing: a sum of huge (finite) losses could overflow where the mean does not
+            return float(np.sum(per_example / n)), 1.0 / n
+        return float(per_example.sum()), 1.0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(reduction={self.reduction!r})"
+
+
+class BCELoss(Loss):
+    """Binary cross-entropy on probabilities: ``-[y log p + (1 - y) log(1 - p)]``.
+
+    The seed's ``compute_cost``. ``p`` is clamped to ``[eps, 1 - eps]`` with ``eps`` the
+    machine epsilon of its dtype, so a saturated sigmoid (exactly 0 or 1) gives a finite loss and
+    gradient (about 16 in float32, 36 in float64, per example) instead of ``inf``/``nan``.
+
+    Args:
+        reduction: ``"mean"`` (the seed's ``1/m``) or ``"sum"``.
+
+    Shape:
+        - pred: ``(N, 1)`` or ``(N,)``, values in [0, 1].
+        - target: ``(N, 1)`` or ``(N,)``, values in [0, 1].
+        - backward(): the shape and dtype of ``pred``.
+
+    Examples:
+        >>> loss_fn = BCELoss()
+        >>> round(loss_fn(np.array([[0.5], [0.5]]), np.array([1, 0])), 6)
+        0.693147
+        >>> loss_fn.backward()
+        array([[-1.],
+               [ 1.]])
+    """
+
+    def forward(self, pred: Array, target: Array) -> float:
+        pred, y = self._check(pred, target)
+        if np.any((pred < 0) | (pred > 1)):
+            raise ValueError(
+                f"BCELoss expected predictions in [0, 1] (use BCEWithLogitsLoss for raw scores), got min {pred.min()}, max {pred.max()}"
+            )
+        eps = np.finfo(pred.dtype).eps
+        p = np.clip(pred, eps, 1 - eps)
+        # seed: logprobs = log(A2) * Y + log(1 - A2) * (1 - Y);  cost = -1/m sum(logprobs)
+        per_example = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+        loss, scale = self._reduce(per_example, len(pred))
+        # d/dp of the above; with a sigmoid before it the product is the seed's dZ2 = A2 - Y
+        self._grad = ((p - y) / (p * (1 - p)) * scale).astype(pred.dtype, copy=False)
+        return loss
+
+
+class BCEWithLogitsLoss(Loss):
+    """Sigmoid and binary cross-entropy fused, on raw scores ``z`` (logits).
+
+    Computed as ``max(z, 0) - z * y + log(1 + exp(-|z|))``, which never overflows; its
+    gradient is exactly ``sigmoid(z) - y`` (the seed's ``dZ2 = A2 - Y``). Prefer it to
+    ``Sigmoid`` + `BCELoss` for training; apply `nnlayers.nn.functional.sigmoid` to get probabilities.
+
+    Args:
+        reduction: ``"mean"`` or ``"sum"``.
+
+    Shape:
+        - pred: ``(N, 1)`` or ``(N,)``, any real values.
+        - target: ``(N, 1)`` or ``(N,)``, values in [0, 1].
+        - backward(): the shape and dtype of ``pred``.
+
+    Examples:
+        >>> loss_fn = BCEWithLogitsLoss()
+        >>> round(loss_fn(np.array([[0.0], [1000.0]]), np.array([[1], [1]])), 6)
+        0.346574
+        >>> loss_fn.backward()
+        array([[-0.25],
+               [ 0.  ]])
+    """
+
+    def forward(self, pred: Array, target: Array) -> float:
+        z, y = self._check(pred, target)
+        per_example = log1p_exp(z) - z * y  # = max(z, 0) - z y + log(1 + exp(-|z|))
+        loss, scale = self._reduce(per_example, len(z))
+        self._grad = ((sigmoid(z) - y) * scale).astype(z.dtype, copy=False)  # seed: dZ2 = A2 - Y
+        return loss
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax and cross-entropy fused, on raw scores ``(N, K)`` and class indices ``(N,)``.
+
+    As ``torch.nn.CrossEntropyLoss``: per example ``-log softmax(z)[y]``; with ``weight``, each
+    example counts ``weight[y]`` and the mean divides by the sum of those weights; with
+    ``label_smoothing`` ``e``, the target is ``1 - e`` on the class plus ``e / K`` spread over all
+    of them. The gradient is ``softmax(z) - onehot(y)`` (scaled likewise), the K-class form of the
+    seed's ``dZ2 = A2 - Y``.
+
+    Args:
+        weight: A weight per class ``(K,)`` (rarer classes counted more), or ``None``.
+        reduction: ``"mean"`` or ``"sum"``.
+        label_smoothing: In [0, 1).
+
+    Shape:
+        - pred: ``(N, K)`` raw scores (logits), any real values.
+        - target: ``(N,)`` integers in ``[0, K)``.
+        - backward(): the shape and dtype of ``pred``.
+
+    Examples:
+        >>> loss_fn = CrossEntropyLoss()
+        >>> round(loss_fn(np.array([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]]), np.array([2, 0])), 4)
+        0.5494
+        >>> loss_fn.backward().round(3)
+        array([[ 0.167,  0.167, -0.333],
+               [-0.   ,  0.   ,  0.   ]])
+    """
+
+    task = "classes"
+
+    def __init__(self, weight: Optional[Array] = None, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__(reduction)
+        self.weight = None if weight is None else np.asarray(weight, dtype=np.float64)
+        if self.weight is not None and (
+            self.weight.ndim != 1 or not np.all(np.isfinite(self.weight)) or (self.weight < 0).any()
+        ):
+            raise ValueError(f"CrossEntropyLoss weight must be a 1-D array of non-negative numbers, got {weight!r}")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"CrossEntropyLoss label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
+
+    def targets(self, labels: Array, dtype: np.dtype) -> Array:
+        return np.asarray(labels).astype(np.int64).reshape(-1)
+
+    def forward(self, pred: Array, target: Array) -> float:
+        z = check_float_input("CrossEntropyLoss pred", pred)
+        if z.ndim != 2 or z.shape[0] == 0:
+            raise ValueError(f"CrossEntropyLoss expected pred of shape (N, K), raw class scores, got {z.shape}")
+        n, k = z.shape
+        y = np.asarray(target)
+        if y.shape != (n,) or y.dtype.kind not in "iu":
+            raise ValueError(
+                f"CrossEntropyLoss expected integer class indices of shape ({n},), got {y.dtype} {y.shape}"
+            )
+        if y.min() < 0 or y.max() >= k:
+            raise ValueError(
+                f"CrossEntropyLoss targets must be class indices in [0, {k}), got {int(y.min())}..{int(y.max())}"
+            )
+        w = np.ones(k) if self.weight is None else self.weight
+        if len(w) != k:
+            raise ValueError(f"CrossEntropyLoss weight has {len(w)} entries for {k} classes")
+        log_p = log_softmax(z)
+        e = self.label_smoothing
+        # coefficient of each -log p[i, c]: (1 - e) w[y_i] on the true class, e / K w[c] on every class
+        coef = np.zeros_like(log_p)
+        coef[np.arange(n), y] = (1 - e) * w[y]
+        if e:
+            coef += (e / k) * w
+        divisor = float(w[y].sum()) if self.reduction == "mean" else 1.0
+        if divisor == 0:
+            raise ValueError("CrossEntropyLoss: the weights of every target class are 0")
+        loss = float(np.sum(-log_p * coef / divisor))
+        grad = (np.exp(log_p) * coef.sum(axis=1, keepdims=True) - coef) / divisor  # d/dz of the above
+        self._grad = grad.astype(z.dtype, copy=False)
+        return loss
+
+    def __repr__(self) -> str:
+        extra = f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
+        extra += ", weight=[...]" if self.weight is not None else ""
+        return f"CrossEntropyLoss(reduction={self.reduction!r}{extra})"

@@ -1,0 +1,45 @@
+"""Gradient clipping over all parameters together."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+
+from ..nn.module import Parameter
+from ..utils.checks import check_number
+
+
+def clip_grad_norm(parameters: Iterable[Parameter], max_norm: float, norm_type: float = 2.0) -> float:
+    """Scale the gradients so that their global norm is at most ``max_norm``; return the norm before.
+
+    As ``torch.nn.utils.clip_grad_norm_``: the norm is taken over all gradients together, and
+    when it exceeds ``max_norm`` every gradient is multiplied by ``max_norm / (norm + 1e-6)``.
+
+    Args:
+        parameters: Usually ``model.parameters()``.
+        max_norm: The largest norm allowed.
+        norm_type: The p of the p-norm (``inf`` for the largest absolute entry).
+
+    Examples:
+        >>> from nnlayers import Parameter
+        >>> p = Parameter(np.zeros(2)); p.grad[:] = [3.0, 4.0]
+        >>> clip_grad_norm([p], 1.0)
+        5.0
+        >>> p.grad.round(4)
+        array([0.6, 0.8])
+    """
+    params = list(parameters)
+    max_norm = check_number("clip_grad_norm max_norm", max_norm)
+    if not params:
+        return 0.0
+    if norm_type == math.inf:
+        total = max(float(np.max(np.abs(p.grad))) if p.size else 0.0 for p in params)
+    else:
+        total = float(sum(float(np.sum(np.abs(p.grad) ** norm_type)) for p in params) ** (1.0 / norm_type))
+    coefficient = max_norm / (total + 1e-6)
+    if coefficient < 1:
+        for p in params:
+            p.grad *= coefficient
+    return total

@@ -1,0 +1,283 @@
+"""Export to ONNX: a trained model runs where numpy and nnlayers are not (ONNX Runtime, Netron, ...).
+
+The graph takes the input as nnlayers does: rows ``(batch, D)`` for a dense model, channels-last
+images ``(batch, H, W, C)`` for a convolutional one, with a dynamic batch dimension. Inside, the
+convolutional part runs in ONNX's NCHW layout (one ``Transpose`` at its start), which is also the
+order in which `Flatten` hands rows to the dense head. Class names, preprocessing and the
+nnlayers version go into the file's metadata. Needs ``pip install 'nnlayers[onnx]'``.
+
+A custom layer exports through a method ``export_onnx(self, graph, x) -> str``: it adds its
+nodes with ``graph.node(...)`` and ``graph.constant(...)`` and returns the name of its output
+(see `OnnxGraph`). A layer without it is refused with an error that names it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..nn.container import Sequential, evaluation_mode
+from ..nn.layers.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ..nn.layers.conv import Conv2D
+from ..nn.layers.dropout import Dropout
+from ..nn.layers.linear import Dense
+from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, _BatchNorm
+from ..nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from ..nn.layers.reshape import Flatten
+from ..nn.module import Layer
+from ..nn.structure import flattens_input
+from ..utils.files import atomic_write_bytes
+from ..utils.types import PathLike
+
+DEFAULT_OPSET = 17
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("ONNX export needs the onnx package: pip install 'nnlayers[onnx]'") from None
+    return onnx
+
+
+class OnnxGraph:
+    """The graph being built; what a custom layer's ``export_onnx(graph, x)`` receives.
+
+    Attributes:
+        dtype: The model's float dtype (``np.float32`` or ``np.float64``).
+        layout: ``"rows"`` (``(N, D)``), ``"nhwc"`` (the model's input images) or ``"nchw"``
+            (inside the convolutional part): the layout of the tensor being passed along.
+    """
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.onnx = _onnx()
+        self.dtype = np.dtype(dtype)
+        self.nodes: List[Any] = []
+        self.initializers: List[Any] = []
+        self.layout = "rows"
+        self._count = 0
+
+    def name(self, hint: str) -> str:
+        """A fresh tensor name."""
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def constant(self, hint: str, array: np.ndarray, dtype: Optional[np.dtype] = None) -> str:
+        """Add an initializer (a weight) and return its name."""
+        name = self.name(hint)
+        values = np.asarray(array, dtype=dtype if dtype is not None else self.dtype)
+        self.initializers.append(self.onnx.numpy_helper.from_array(values, name))
+        return name
+
+    def node(self, op_type: str, inputs: Sequence[str], **attributes: Any) -> str:
+        """Add one node with a single output and return the output's name."""
+        output = self.name(op_type.lower())
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [output], **attributes))
+        return output
+
+    def to_nchw(self, x: str) -> str:
+        """The tensor in NCHW order (ONNX's convolution layout), transposing once if it is channels-last."""
+        if self.layout == "nhwc":
+            x = self.node("Transpose", [x], perm=[0, 3, 1, 2])
+            self.layout = "nchw"
+        return x
+
+
+def _dense(g: OnnxGraph, layer: Dense, x: str) -> str:
+    inputs = [x, g.constant("weight", layer.weight.data)]
+    if layer.bias is not None:
+        inputs.append(g.constant("bias", layer.bias.data))
+    return g.node("Gemm", inputs, transB=1)
+
+
+def _conv(g: OnnxGraph, layer: Conv2D, x: str) -> str:
+    x = g.to_nchw(x)
+    inputs = [x, g.constant("weight", layer.weight.data)]
+    if layer.bias is not None:
+        inputs.append(g.constant("bias", layer.bias.data))
+    (ph, pw), strides = layer.padding, list(layer.stride)
+    return g.node("Conv", inputs, kernel_shape=list(layer.kernel_size), strides=strides, pads=[ph, pw, ph, pw])
+
+
+def _pool(g: OnnxGraph, layer: Any, x: str) -> str:
+    x = g.to_nchw(x)
+    (ph, pw), options = layer.padding, {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride)}
+    if isinstance(layer, MaxPool2D):
+        return g.node("MaxPool", [x], pads=[ph, pw, ph, pw], **options)
+    return g.node("AveragePool", [x], pads=[ph, pw, ph, pw], count_include_pad=1, **options)
+
+
+def _global_pool(g: OnnxGraph, layer: GlobalAvgPool2D, x: str) -> str:
+    x = g.node("GlobalAveragePool", [g.to_nchw(x)])
+    g.layout = "rows"
+    return g.node("Flatten", [x], axis=1)
+
+
+def _flatten(g: OnnxGraph, layer: Flatten, x: str) -> str:
+    if g.layout == "rows":
+        return x
+    x = g.to_nchw(x)  # nnlayers flattens in NCHW order, as torch
+    g.layout = "rows"
+    return g.node("Flatten", [x], axis=1)
+
+
+def _batchnorm(g: OnnxGraph, layer: _BatchNorm, x: str) -> str:
+    if not layer.track_running_stats:
+        raise ValueError(
+            f"{type(layer).__name__} without running statistics normalises with each batch's own statistics; "
+            "ONNX's BatchNormalization needs fixed ones (train with track_running_stats=True)"
+        )
+    if isinstance(layer, BatchNorm2D):
+        x = g.to_nchw(x)
+    n = layer.num_features
+    scale = layer.weight.data if layer.weight is not None else np.ones(n)
+    bias = layer.bias.data if layer.bias is not None else np.zeros(n)
+    inputs = [
+        x,
+        *(
+            g.constant(k, v)
+            for k, v in (("scale", scale), ("bias", bias), ("mean", layer.running_mean), ("var", layer.running_var))
+        ),
+    ]
+    return g.node("BatchNormalization", inputs, epsilon=layer.eps)
+
+
+def _element_wise(g: OnnxGraph, layer: Layer, x: str) -> str:
+    if isinstance(layer, LeakyReLU):
+        return g.node("LeakyRelu", [x], alpha=layer.negative_slope)
+    if isinstance(layer, Softmax):
+        if g.layout != "rows":
+            raise ValueError("Softmax on images is not exported; put it after Flatten or GlobalAvgPool2D")
+        return g.node("Softmax", [x], axis=-1)
+    op = {Tanh: "Tanh", Sigmoid: "Sigmoid", ReLU: "Relu"}[type(layer)]  # type: ignore[index]
+    return g.node(op, [x])
+
+
+EXPORTERS: Dict[type, Any] = {
+    Dense: _dense,
+    Conv2D: _conv,
+    MaxPool2D: _pool,
+    AvgPool2D: _pool,
+    GlobalAvgPool2D: _global_pool,
+    Flatten: _flatten,
+    BatchNorm1D: _batchnorm,
+    BatchNorm2D: _batchnorm,
+    Tanh: _element_wise,
+    Sigmoid: _element_wise,
+    ReLU: _element_wise,
+    LeakyReLU: _element_wise,
+    Softmax: _element_wise,
+    Dropout: lambda g, layer, x: x,  # the identity in evaluation
+}
+
+
+def _export_layer(g: OnnxGraph, layer: Layer, x: str, where: str) -> str:
+    if isinstance(layer, Sequential):
+        for i, child in enumerate(layer):
+            x = _export_layer(g, child, x, f"{where}.{i}" if where else str(i))
+        return x
+    hook = getattr(layer, "export_onnx", None)
+    if callable(hook):
+        return str(hook(g, x))
+    exporter = EXPORTERS.get(type(layer))
+    if exporter is None:
+        raise TypeError(
+            f"layer {where or '(the model)'} ({type(layer).__name__}) has no ONNX form: give the class a method "
+            "export_onnx(self, graph, x) -> str that adds its nodes (see nnlayers.saving.onnx.OnnxGraph)"
+        )
+    return str(exporter(g, layer, x))
+
+
+def _output_shape(model: Layer, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[int, ...]:
+    """One example's output shape, from a forward pass in evaluation mode (the mode is restored)."""
+    with evaluation_mode(model):
+        return tuple(np.shape(model(np.zeros((1, *shape), dtype)))[1:])
+
+
+def default_input_shape(model: Layer) -> Tuple[int, ...]:
+    """The shape of one example: from the model's first `Dense`, or its preprocessing's image size."""
+    size = (getattr(model, "preprocessing", None) or {}).get("size")
+    first = model
+    while isinstance(first, Sequential) and len(first):
+        first = first[0]
+    if isinstance(first, Dense):
+        return (first.in_features,)
+    if size is not None and not flattens_input(model):
+        channels = first.in_channels if isinstance(first, Conv2D) else 3
+        return (int(size[0]), int(size[1]), channels)
+    raise ValueError("cannot tell the input shape of this model: pass input_shape=(H, W, C) or (D,)")
+
+
+def export_onnx(
+    model: Layer,
+    path: PathLike,
+    input_shape: Optional[Sequence[int]] = None,
+    *,
+    opset: int = DEFAULT_OPSET,
+    metadata: Optional[Dict[str, Any]] = None,
+    dtype: Optional[Any] = None,
+) -> Any:
+    """Write ``model`` (in its evaluation form) as an ONNX file, atomically, and return the path.
+
+    Args:
+        model: A `Sequential` of built-in layers (nested ones too), or layers with an
+            ``export_onnx`` method.
+        path: The ``.onnx`` file to write.
+        input_shape: One example's shape, without the batch: ``(64, 64, 3)`` for channels-last
+            images, ``(12288,)`` for rows. By default from the first `Dense` or the model's
+            preprocessing.
+        opset: The ONNX opset to target (13 or newer).
+        metadata: Extra entries for the file's metadata (strings, or JSON values).
+        dtype: The graph's float type (default: the model's). ONNX Runtime's CPU provider has no
+            float64 convolution: export a float64 CNN with ``dtype=np.float32`` to run it there.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ImportError: The ``onnx`` package is missing.
+        TypeError: A layer has no ONNX form (the message names it and the hook).
+
+    Examples:
+        >>> from nnlayers import Dense, Sequential, Sigmoid, Tanh
+        >>> model = Sequential([Dense(4, 3, rng=0), Tanh(), Dense(3, 1, rng=1), Sigmoid()])
+        >>> export_onnx(model, "tiny.onnx").name  # doctest: +SKIP
+        'tiny.onnx'
+    """
+    onnx = _onnx()
+    if opset < 13:
+        raise ValueError(f"opset must be 13 or newer, got {opset}")
+    shape = tuple(int(v) for v in (input_shape if input_shape is not None else default_input_shape(model)))
+    dtype = np.dtype(dtype) if dtype is not None else model.dtype or np.dtype(np.float32)
+    g = OnnxGraph(dtype)
+    g.layout = "nhwc" if len(shape) == 3 else "rows"
+    output = _export_layer(g, model, "input", "")
+    if g.layout == "nchw":  # spatial outputs go back to the layout nnlayers gives
+        output = g.node("Transpose", [output], perm=[0, 2, 3, 1])
+    g.nodes.append(onnx.helper.make_node("Identity", [output], ["output"]))
+    elem = onnx.helper.np_dtype_to_tensor_dtype(dtype)
+    graph = onnx.helper.make_graph(
+        g.nodes,
+        "nnlayers",
+        [onnx.helper.make_tensor_value_info("input", elem, ["batch", *shape])],
+        [onnx.helper.make_tensor_value_info("output", elem, ["batch", *_output_shape(model, shape, dtype)])],
+        g.initializers,
+    )
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="nnlayers")
+    proto.ir_version = min(proto.ir_version, 9)  # readable by ONNX Runtime releases of the last two years
+    from .._version import __version__
+
+    entries = {
+        "nnlayers_version": __version__,
+        "input_layout": "NHWC (channels last), floats in [0, 1]" if len(shape) == 3 else "rows (N, D)",
+        "classes": getattr(model, "classes", None),
+        "preprocessing": getattr(model, "preprocessing", None),
+        **(metadata or {}),
+    }
+    for key, value in entries.items():
+        if value is not None:
+            proto.metadata_props.add(key=key, value=value if isinstance(value, str) else json.dumps(value))
+    onnx.checker.check_model(proto)
+    return atomic_write_bytes(path, [proto.SerializeToString()])

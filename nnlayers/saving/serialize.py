@@ -1,0 +1,323 @@
+"""Model files: `save` and `load`, without pickle.
+
+The byte layout and the defensive reading are in `nnlayers.saving.modelfile`. The header holds
+``format_version``, ``nnlayers_version``, the ``architecture`` (layer types and constructor
+arguments), ``classes``, ``preprocessing`` (how photos become inputs), free ``metadata``, an
+``arrays`` table and, in a checkpoint, the ``training`` state. Layers are built only from known or
+registered classes, without drawing weights that the file is about to replace, and their
+weights are checked against the file's arrays before any is read: loading never runs code from
+the file, and a file that declares a huge layer without its weights is refused at once. Writes
+go to a temporary file that replaces the target only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
+
+import numpy as np
+
+from ..nn.container import Sequential
+from ..nn.init import weights_left_unset
+from ..nn.layers.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ..nn.layers.conv import Conv2D
+from ..nn.layers.dropout import Dropout
+from ..nn.layers.linear import Dense
+from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D
+from ..nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from ..nn.layers.reshape import Flatten
+from ..nn.module import Layer
+from ..utils.files import atomic_write_bytes
+from ..utils.types import PathLike
+from .modelfile import FORMAT_VERSION, ModelFile, ModelFileError, encode, read_all
+
+#: How deeply Sequential models may nest in a file (deeper is refused as hostile).
+MAX_DEPTH = 64
+
+
+LayerT = TypeVar("LayerT", bound=Type[Layer])
+
+
+#: Built-in layers are stored under their bare class names; custom ones under ``module.QualName``.
+BUILTIN_LAYERS: Dict[str, Type[Layer]] = {
+    cls.__name__: cls
+    for cls in (
+        Dense,
+        Tanh,
+        Sigmoid,
+        ReLU,
+        LeakyReLU,
+        Softmax,
+        Sequential,
+        Conv2D,
+        MaxPool2D,
+        AvgPool2D,
+        GlobalAvgPool2D,
+    )
+    + (Flatten, BatchNorm1D, BatchNorm2D, Dropout)
+}
+
+
+_REGISTRY: Dict[str, Type[Layer]] = dict(BUILTIN_LAYERS)
+
+
+def layer_key(cls: Type[Layer]) -> str:
+    """The key of a layer class in the registry: ``"Dense"``, or ``"my_module.MyLayer"``."""
+    if BUILTIN_LAYERS.get(cls.__name__) is cls:
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__name__}"
+
+
+def register_layer(cls: Optional[LayerT] = None, *, replace: bool = False) -> Any:
+    """Make a custom `Layer` subclass loadable from model files (use as a class decorator).
+
+    The file stores the class's module and name (``my_module.MyLayer``) and
+    ``layer.get_config()``; loading calls ``cls(**config)`` and then loads the weights. A file
+    that names the class from another module (a script's ``__main__``) still finds it by its
+    name when only one registered class has that name.
+
+    Args:
+        cls: The class.
+        replace: Allow replacing another class registered under the same module and name (a
+            notebook cell run again); otherwise that is an error.
+
+    Examples:
+        >>> from nnlayers import Layer
+        >>> @register_layer
+        ... class Doubler(Layer):
+        ...     def forward(self, x): return 2 * x
+        ...     def backward(self, grad_y): return 2 * grad_y
+        >>> layer_key(Doubler) in registered_layers()
+        True
+    """
+    if cls is None:
+        return lambda c: register_layer(c, replace=replace)
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer expects a Layer subclass, got {cls!r}")
+    if cls.__name__ in BUILTIN_LAYERS and BUILTIN_LAYERS[cls.__name__] is not cls:
+        raise ValueError(f"{cls.__name__} is a built-in layer name; choose another class name")
+    key = layer_key(cls)
+    existing = _REGISTRY.get(key)
+    if existing is not None and existing is not cls and not replace:
+        raise ValueError(
+            f"another class is already registered as {key!r} (from {existing.__module__}); rename one of them, "
+            "or pass register_layer(replace=True) when you mean to replace it (e.g. a notebook cell run again)"
+        )
+    _REGISTRY[key] = cls
+    return cls
+
+
+def registered_layers() -> Dict[str, Type[Layer]]:
+    """The layer classes that model files can name, by the key they are stored under."""
+    return dict(_REGISTRY)
+
+
+def _find_class(name: str, custom_layers: Optional[Mapping[str, Type[Layer]]]) -> Optional[Type[Layer]]:
+    """The class a file names: by its full key, then (for files from a script) by its bare name if unique."""
+    known = {**_REGISTRY, **(custom_layers or {})}
+    if name in known:
+        return known[name]
+    bare = name.rsplit(".", 1)[-1]
+    candidates = {cls for key, cls in known.items() if key.rsplit(".", 1)[-1] == bare}
+    if len(candidates) > 1:
+        raise ModelFileError(
+            f"layer type {name!r} is not registered, and several registered classes are named {bare}: "
+            f"pass custom_layers={{{name!r}: TheClass}} to load()"
+        )
+    return candidates.pop() if candidates else None
+
+
+def describe(layer: Layer) -> Dict[str, Any]:
+    """The JSON description of a layer or model: its type and constructor arguments."""
+    if isinstance(layer, Sequential):
+        return {"type": "Sequential", "layers": [describe(child) for child in layer]}
+    config = layer.get_config()
+    try:
+        json.dumps(config)
+    except TypeError as error:
+        raise TypeError(f"{type(layer).__name__}.get_config() must return JSON values: {error}") from None
+    cls = type(layer)
+    if BUILTIN_LAYERS.get(cls.__name__) is cls:
+        return {"type": cls.__name__, "config": config}
+    return {"type": cls.__name__, "module": cls.__module__, "config": config}
+
+
+def build(
+    architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str, Type[Layer]]] = None, _depth: int = 0
+) -> Layer:
+    """Build a layer or model from `describe` output, using only known layer classes.
+
+    Weights are left unset (``numpy.empty``: no random numbers drawn, no memory touched): the
+    caller loads them.
+    """
+    if _depth > MAX_DEPTH:
+        raise ModelFileError(f"bad architecture: Sequential models nested more than {MAX_DEPTH} deep")
+    if not isinstance(architecture, Mapping) or not isinstance(architecture.get("type"), str):
+        raise ModelFileError(f"bad architecture entry: {str(architecture)[:80]}")
+    name = architecture["type"]
+    if name == "Sequential":
+        layers = architecture.get("layers")
+        if not isinstance(layers, list):
+            raise ModelFileError("bad architecture: Sequential without a list of layers")
+        return Sequential([build(entry, custom_layers, _depth + 1) for entry in layers])
+    module = architecture.get("module")
+    if module is not None and not isinstance(module, str):
+        raise ModelFileError(f"bad architecture entry: module {module!r} of {name}")
+    cls = _find_class(f"{module}.{name}" if module else name, custom_layers)
+    if cls is None:
+        bare = name.rsplit(".", 1)[-1]
+        origin = f" (it was saved from module {module})" if module else ""
+        raise ModelFileError(
+            f"unknown layer type {name!r}: register it with @nnlayers.register_layer before loading{origin}, "
+            f"or pass custom_layers={{{bare!r}: {bare}}} to load()"
+        )
+    config = architecture.get("config", {})
+    if not isinstance(config, dict):
+        raise ModelFileError(f"bad config for {name}: {config!r}")
+    try:
+        with weights_left_unset():
+            return cls(**config)
+    except (TypeError, ValueError, OverflowError, MemoryError) as error:
+        raise ModelFileError(f"cannot build {name} from its saved config {str(config)[:200]}: {error}") from None
+
+
+def _extract_arrays(value: Any, prefix: str, arrays: Dict[str, np.ndarray]) -> Any:
+    """Replace each ndarray in a JSON-like structure with ``{"__array__": key}``."""
+    if isinstance(value, np.ndarray):
+        arrays[prefix] = value
+        return {"__array__": prefix}
+    if isinstance(value, Mapping):
+        return {str(k): _extract_arrays(v, f"{prefix}.{k}", arrays) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_extract_arrays(v, f"{prefix}.{i}", arrays) for i, v in enumerate(value)]
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    return value
+
+
+def _resolve_arrays(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__array__"}:
+            key = value["__array__"]
+            if key not in arrays:
+                raise ModelFileError(f"the header refers to an array {key!r} that the file does not hold")
+            return arrays[key]
+        return {k: _resolve_arrays(v, arrays) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_arrays(v, arrays) for v in value]
+    return value
+
+
+def save(
+    model: Layer,
+    path: PathLike,
+    *,
+    classes: Optional[List[str]] = None,
+    preprocessing: Optional[Dict[str, Any]] = None,
+    metadata: Optional[Dict[str, Any]] = None,
+    training: Optional[Dict[str, Any]] = None,
+) -> Path:
+    """Save a model (and optionally its training state) to a single ``.nnl`` file, atomically.
+
+    Args:
+        model: The model; custom layer classes need `register_layer` to be loadable.
+        path: The file to write (its folder must exist). An interrupted save leaves a previous
+            file at ``path`` intact.
+        classes: Class names, index = label (default: ``model.classes`` if set).
+        preprocessing: How photos become inputs, e.g. ``{"size": [64, 64], "backend": "cv2",
+            "interpolation": "cubic", "reduce": True, "scale": 1/255, "channel_order": "RGB"}``
+            (default: ``model.preprocessing`` if set).
+        metadata: Any JSON-serialisable extra information.
+        training: Trainer state, for checkpoints (written by `ModelCheckpoint`).
+
+    Returns:
+        The path written.
+
+    Raises:
+        OSError: The folder is missing or not writable, or the disk is full; nothing is replaced.
+    """
+    from .._version import __version__
+
+    path = Path(path)
+    if not isinstance(model, Layer):
+        raise TypeError(f"save expects a Layer (e.g. a Sequential), got {type(model).__name__}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot save to {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name such as {path / 'model.nnl'}")
+    arrays: Dict[str, np.ndarray] = {f"weights.{name}": value for name, value in model.state_dict().items()}
+    header: Dict[str, Any] = {
+        "format": "nnlayers-model",
+        "format_version": FORMAT_VERSION,
+        "nnlayers_version": __version__,
+        "architecture": describe(model),
+        "classes": classes if classes is not None else getattr(model, "classes", None),
+        "preprocessing": preprocessing if preprocessing is not None else getattr(model, "preprocessing", None),
+        "metadata": metadata or {},
+        "training": _extract_arrays(training, "training", arrays) if training is not None else None,
+    }
+    try:
+        atomic_write_bytes(path, encode(header, arrays))
+    except OSError as error:
+        raise OSError(
+            error.errno, f"cannot save {path}: {error.strerror or error}; the previous file is unchanged"
+        ) from error
+    return path
+
+
+def read_header(path: PathLike) -> Dict[str, Any]:
+    """The header of a model file (architecture, classes, preprocessing, versions, ...), verified."""
+    with ModelFile(path) as f:
+        return f.header
+
+
+def load(path: PathLike, *, custom_layers: Optional[Mapping[str, Type[Layer]]] = None) -> Layer:
+    """Load a model saved by `save` (or a checkpoint), with its class names and preprocessing.
+
+    The file is verified (checksum, header, array table) and the model is built without drawing
+    weights; every weight is checked against the file's array of the same name (shape) before any
+    is read, and then read straight into the model: memory for about one copy of the weights.
+
+    Args:
+        path: The ``.nnl`` file.
+        custom_layers: Classes of custom layers by name, if not registered with `register_layer`.
+
+    Returns:
+        The model, with ``model.classes``, ``model.preprocessing`` and ``model.metadata`` set
+        from the file, in evaluation mode.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ModelFileError: The file is not a model file, is truncated or corrupt (checksum), comes
+            from a newer format, names an unknown layer, or its arrays do not fit the architecture.
+    """
+    with ModelFile(path) as f:
+        header = f.header
+        model = build(header["architecture"], custom_layers)
+        targets = model._state_arrays()
+        stored = {name[len("weights.") :]: name for name in f.table if name.startswith("weights.")}
+        problems = [f"missing {k}" for k in targets if k not in stored] + [
+            f"unexpected {k}" for k in stored if k not in targets
+        ]
+        problems += [
+            f"{k}: expected shape {list(t.shape)}, the file has {list(f.table[stored[k]][1])}"
+            for k, t in targets.items()
+            if k in stored and tuple(t.shape) != f.table[stored[k]][1]
+        ]
+        if problems:
+            raise ModelFileError(f"{path}: the weights do not fit the architecture: {'; '.join(problems)[:500]}")
+        for key, target in targets.items():
+            f.read_into(stored[key], target)
+    model.classes = header.get("classes")
+    model.preprocessing = header.get("preprocessing")
+    model.metadata = header.get("metadata") or {}
+    return model.eval()
+
+
+def read_checkpoint(path: PathLike) -> Tuple[Dict[str, np.ndarray], Optional[Dict[str, Any]]]:
+    """The weights and the training state (``None`` for a plain model file) of a checkpoint."""
+    header, arrays = read_all(path)
+    weights = {name[len("weights.") :]: value for name, value in arrays.items() if name.startswith("weights.")}
+    training = header.get("training")
+    return weights, (_resolve_arrays(training, arrays) if training is not None else None)

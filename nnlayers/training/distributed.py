@@ -1,0 +1,115 @@
+"""Data-parallel training over MPI: every process holds the model and trains on its shard of each batch.
+
+The Horovod scheme, with `mpi4py` (``pip install 'nnlayers[mpi]'``): all processes draw the same
+seeded order of examples; each global batch of ``B`` examples is dealt out (process ``r`` takes
+every ``size``-th example from ``r``), each process computes the gradient of its part, and one
+``Allreduce`` per step adds the gradients, each weighted by its share of the batch, so that every
+process holds the gradient of the whole batch and takes the same optimizer step. The result is
+the single-process run with batch ``B``, up to the order of floating-point additions.
+
+`BatchNorm2D` normalises with each process's own batch statistics (as PyTorch's
+``DistributedDataParallel`` by default); the running statistics are averaged over the processes
+after every epoch, so that every copy of the model is the same. Metrics are summed over the
+processes. Only process 0 writes files (model, checkpoints, history, plots) and prints.
+
+Launch: ``mpiexec -n 2 nnlayers train photos/train`` or, in code, ``fit(..., distributed=True)``
+in a script started with ``mpiexec -n 2 python script.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, List, Optional, Sequence
+
+import numpy as np
+
+from ..nn.module import Layer, Parameter
+
+#: Environment variables that MPI launchers set (MPICH / Intel MPI, Open MPI, Slurm's PMI).
+_LAUNCHER_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
+
+
+def launched_with_mpi() -> bool:
+    """Whether this process was started by ``mpiexec`` with more than one process."""
+    return any(int(os.environ.get(name, "1") or 1) > 1 for name in _LAUNCHER_SIZE)
+
+
+class Distributed:
+    """The group of processes training together, and the few collective operations training needs.
+
+    Args:
+        comm: An ``mpi4py`` communicator (default ``MPI.COMM_WORLD``).
+
+    Attributes:
+        rank: This process's number, from 0.
+        size: How many processes there are.
+    """
+
+    def __init__(self, comm: Any = None) -> None:
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            raise ImportError("distributed training needs mpi4py and an MPI: pip install 'nnlayers[mpi]'") from None
+        self.MPI = MPI
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self._buffer: Optional[np.ndarray] = None
+
+    @property
+    def is_root(self) -> bool:
+        """Process 0: the one that writes files and prints."""
+        return self.rank == 0
+
+    def shard(self, batch: np.ndarray) -> np.ndarray:
+        """This process's part of a global batch of indices: every ``size``-th, from ``rank``."""
+        return batch[self.rank :: self.size]
+
+    def allreduce_gradients(self, params: Sequence[Parameter], share: float) -> None:
+        """Replace each gradient by the sum over processes of ``share * gradient``: one ``Allreduce`` for all."""
+        grads = [p.grad for p in params]
+        total = sum(g.size for g in grads)
+        dtype = grads[0].dtype
+        if self._buffer is None or self._buffer.size != total or self._buffer.dtype != dtype:
+            self._buffer = np.empty(total, dtype)
+        flat, offset = self._buffer, 0
+        for g in grads:  # pack (scaled) into one buffer: one collective call per step
+            np.multiply(g.reshape(-1), share, out=flat[offset : offset + g.size])
+            offset += g.size
+        self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+        offset = 0
+        for g in grads:
+            g.reshape(-1)[...] = flat[offset : offset + g.size]
+            offset += g.size
+
+    def sum(self, values: Sequence[float]) -> List[float]:
+        """Each value summed over the processes."""
+        array = np.array(values, dtype=np.float64)
+        self.comm.Allreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM)
+        return array.tolist()
+
+    def average_buffers(self, model: Layer) -> None:
+        """Average the floating-point buffers (running statistics) over the processes, in place."""
+        for _, buffer in model.named_buffers():
+            if np.issubdtype(buffer.dtype, np.floating):
+                self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+                buffer /= self.size
+
+    def broadcast_model(self, model: Layer) -> None:
+        """Give every process process 0's weights and buffers."""
+        for array in model._state_arrays().values():
+            self.comm.Bcast(array, root=0)
+
+    def barrier(self) -> None:
+        self.comm.Barrier()
+
+
+def resolve(distributed: Any) -> Optional[Distributed]:
+    """``fit``'s ``distributed=`` argument as a group: ``None``/``False`` (none), ``True`` (MPI's world), or a group."""
+    if distributed is None or distributed is False:
+        return None
+    if distributed is True:
+        group = Distributed()
+        return group if group.size > 1 else None
+    if isinstance(distributed, Distributed):
+        return distributed if distributed.size > 1 else None
+    raise TypeError(f"distributed must be None, True or a Distributed group, got {type(distributed).__name__}")

@@ -1,0 +1,146 @@
+"""Using a model: `predict_proba`, `predict` and `evaluate`, for binary and K-class models."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Sequence, Union
+
+import numpy as np
+
+from ..data.batching import iter_batches
+from ..data.image import load_images
+from ..data.sources import Data, as_subset, check_labels
+from ..data.splits import Subset
+from ..nn.container import evaluation_mode
+from ..nn.functional import sigmoid, softmax
+from ..nn.layers.activation import Sigmoid, Softmax
+from ..nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
+from ..nn.module import Layer
+from ..nn.structure import flattens_input, last_layer
+from ..utils.types import Array, PathLike
+from .metrics import classification_metrics
+
+
+def inference_batch(model: Layer, batch_size: Optional[int]) -> int:
+    """``batch_size``, or by default 256 rows for a dense model and 64 images for a convolutional one
+    (the activations of 256 photos of 64x64 take over a gigabyte)."""
+    return batch_size if batch_size is not None else (256 if flattens_input(model) else 64)
+
+
+def model_outputs(model: Layer, data: Subset, batch_size: Optional[int] = None) -> Array:
+    """The model's raw outputs ``(N, K)`` in evaluation mode, batch by batch; NaN or infinity is an error."""
+    dtype = model.dtype or np.dtype(np.float32)
+    batch_size = inference_batch(model, batch_size)
+    batches = iter_batches(
+        data.x, data.indices, batch_size, dtype=dtype, flatten=flattens_input(model), reuse_buffer=True
+    )
+    with evaluation_mode(model):  # copies: the input buffer is reused, and an output may be a view of it
+        outputs = [np.array(model(xb)).reshape(len(xb), -1) for xb, _ in batches]
+    raw = np.concatenate(outputs) if outputs else np.zeros((0, 1), dtype)
+    bad = ~np.isfinite(raw).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"the model's outputs are NaN or infinite for {int(bad.sum())} of {len(raw)} examples: its weights are "
+            "probably NaN or infinite (a diverged training run, or a damaged model); retrain it with a smaller learning rate"
+        )
+    return raw
+
+
+def probabilities(model: Layer, raw: Array) -> Array:
+    """Raw outputs ``(N, K)`` as probabilities: ``(N,)`` for a binary model, ``(N, K)`` for K classes."""
+    last = last_layer(model)
+    if raw.shape[1] == 1:
+        column = raw[:, 0]
+        return column if isinstance(last, Sigmoid) else sigmoid(column)
+    if isinstance(last, Sigmoid):
+        raise ValueError(
+            f"the model ends in a Sigmoid with {raw.shape[1]} outputs: a binary model has one output column; "
+            f"for {raw.shape[1]} classes end it with Dense(..., {raw.shape[1]}) and train with CrossEntropyLoss"
+        )
+    return raw if isinstance(last, Softmax) else softmax(raw)
+
+
+def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, batch_size: Optional[int] = None) -> Array:
+    """Class probabilities: ``(N,)`` for a binary model (of class 1), ``(N, K)`` for a K-class one.
+
+    Args:
+        model: A trained model; outputs after a final `Sigmoid` or `Softmax` are probabilities,
+            any other outputs are taken as logits.
+        x: uint8 images ``(N, H, W, 3)``, float inputs ``(N, ...)``, or a list of image files
+            (decoded with ``model.preprocessing``, as saved in the model file).
+        batch_size: Examples per forward pass, which bounds memory (default: 256 rows, or 64 images
+            for a convolutional model).
+
+    Raises:
+        ValueError: The model's outputs are NaN or infinite, or it ends in a `Sigmoid` with more
+            than one output.
+    """
+    if isinstance(x, (list, tuple)) and (not x or isinstance(x[0], (str, os.PathLike))):
+        x = load_images(x, getattr(model, "preprocessing", None))
+    x = np.asarray(x)
+    return probabilities(
+        model, model_outputs(model, Subset(x, np.zeros(len(x), np.int8), np.arange(len(x))), batch_size)
+    )
+
+
+def predict(
+    model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, threshold: float = 0.5, batch_size: Optional[int] = None
+) -> Array:
+    """Predicted class index for each example: ``predict_proba > threshold`` (binary) or the most likely class."""
+    p = predict_proba(model, x, batch_size=batch_size)
+    return (p > threshold).astype(np.int64) if p.ndim == 1 else p.argmax(axis=1)
+
+
+def default_loss(model: Layer, raw: Array) -> Loss:
+    """The loss that matches a model's output: binary cross-entropy on probabilities or logits, or K-class."""
+    if raw.shape[1] > 1:
+        return CrossEntropyLoss()
+    return BCELoss() if isinstance(last_layer(model), Sigmoid) else BCEWithLogitsLoss()
+
+
+def evaluate(
+    model: Layer,
+    data: Data,
+    loss_fn: Optional[Loss] = None,
+    *,
+    threshold: float = 0.5,
+    batch_size: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Loss and classification metrics of ``model`` on ``data``.
+
+    Args:
+        model: The model.
+        data: An `ImageDataset`, a `Subset` or ``(x, y)`` as for `fit`.
+        loss_fn: The loss to report (default: `BCELoss` after a final `Sigmoid`,
+            `BCEWithLogitsLoss` for one raw output, `CrossEntropyLoss` for K outputs).
+        threshold: For a binary model, the probability above which class 1 is predicted.
+        batch_size: Examples per forward pass (default: 256 rows, or 64 images for a convolutional model).
+
+    Returns:
+        ``loss``, ``accuracy``, ``confusion_matrix`` (rows: true class, columns: predicted, as
+        scikit-learn), ``per_class`` (precision, recall, F1, support of each class), their macro
+        means and ``n``. For a binary model also ``precision``, ``recall`` and ``f1`` of class 1;
+        for K classes those keys hold the macro means.
+
+    Raises:
+        ValueError: The labels name more classes than the model has outputs, or its outputs are
+            NaN or infinite.
+    """
+    split = as_subset(data)
+    raw = model_outputs(model, split, batch_size)
+    classes = max(2, raw.shape[1])
+    check_labels(split, classes)  # a binary model must not count class 2 as positive
+    truth = split.labels().astype(np.int64)
+    loss_fn = loss_fn or default_loss(model, raw)
+    scored = raw
+    if isinstance(last_layer(model), Softmax) and isinstance(loss_fn, CrossEntropyLoss):
+        scored = np.log(np.maximum(raw, np.finfo(raw.dtype).tiny))  # probabilities: CE of log p is -log p[y]
+    loss = loss_fn(scored, loss_fn.targets(truth, raw.dtype))
+    proba = probabilities(model, raw)
+    predicted = (proba > threshold).astype(np.int64) if proba.ndim == 1 else proba.argmax(axis=1)
+    scores = {"loss": float(loss), **classification_metrics(truth, predicted, classes), "n": len(truth)}
+    if proba.ndim == 1:  # the binary figures of class 1, and the matrix as [[tn, fp], [fn, tp]]
+        scores.update({k: scores["per_class"][1][k] for k in ("precision", "recall", "f1")})
+    else:
+        scores.update(precision=scores["macro_precision"], recall=scores["macro_recall"], f1=scores["macro_f1"])
+    return scores

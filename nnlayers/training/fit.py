@@ -1,0 +1,391 @@
+"""Training: `fit` and the `Trainer` it runs.
+
+`fit` is the seed's "connect all of them into a model and train" as one call, like Keras'
+``model.fit``: mini-batches, a progress bar or one line per epoch, validation, callbacks, a
+learning-rate schedule, augmentation, a guard against a diverging loss, and checkpoints that
+resume bit for bit. Evaluation and prediction live in `nnlayers.training.evaluation`, the callbacks and
+`History` in `nnlayers.training.callbacks`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..data.augment import Transform, parse_augment
+from ..data.batching import iter_batches
+from ..data.sources import Data, as_subset, check_labels
+from ..data.splits import Subset, split_indices
+from ..nn.layers.activation import Sigmoid, Softmax
+from ..nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
+from ..nn.module import Layer
+from ..nn.structure import flattens_input, last_layer
+from ..optim.optimizer import Optimizer
+from ..optim.schedules import LRScheduler, ReduceLROnPlateau
+from ..utils.checks import check_positive_int
+from ..utils.progress import show_progress
+from ..utils.types import Array, PathLike
+from .callbacks import Callback, History, ModelCheckpoint, TrainingStopped
+from .checkpoint import Checkpointing
+from .distributed import Distributed, resolve
+from .evaluation import evaluate, model_outputs
+
+#: An epoch whose mean training loss is above this many times the loss of guessing (ln 2 for two
+#: classes, ln K for K) has diverged: the model is confidently wrong on most examples, as after
+#: too large a learning rate, where the clamped loss stays finite but training is lost.
+DIVERGED_FACTOR = 10
+
+
+DIVERGED_LOSS = DIVERGED_FACTOR * math.log(2)
+
+
+Scheduler = Union[LRScheduler, ReduceLROnPlateau]
+
+
+def training_split(
+    train_data: Data, validation: Union[None, float, Data], seed: int
+) -> Tuple[Subset, Optional[Subset]]:
+    """The examples `fit` trains on and those it validates on (a fraction is split off, stratified)."""
+    train = as_subset(train_data, "train_data")
+    if validation is None:
+        return train, None
+    if isinstance(validation, float):
+        train_idx, val_idx = split_indices(train.labels(), validation, seed)
+        return Subset(train.x, train.y, train.indices[train_idx]), Subset(train.x, train.y, train.indices[val_idx])
+    return train, as_subset(validation, "validation")
+
+
+class Trainer(Checkpointing):
+    """The state of one training run; `fit` creates and runs one.
+
+    Attributes:
+        model, loss_fn, optimizer, scheduler, augment: What is trained and how.
+        history: The `History` so far.
+        rng: The generator that shuffles each epoch; ``augment_rng`` the one of the
+            augmentation (both saved in checkpoints).
+        epoch: Epochs completed.
+        metadata: Extra header entries for saved files (class names, preprocessing, ...).
+    """
+
+    def __init__(
+        self,
+        model: Layer,
+        loss_fn: Loss,
+        optimizer: Optimizer,
+        *,
+        seed: int = 0,
+        callbacks: Sequence[Callback] = (),
+        metadata: Optional[Dict[str, Any]] = None,
+        scheduler: Optional[Scheduler] = None,
+        augment: Optional[Transform] = None,
+        distributed: Optional[Distributed] = None,
+    ) -> None:
+        if not isinstance(model, Layer):
+            raise TypeError(f"model must be a Layer (e.g. a Sequential), got {type(model).__name__}")
+        if not isinstance(loss_fn, Loss):
+            raise TypeError(f"loss_fn must be a Loss (e.g. BCELoss()), got {type(loss_fn).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be an optimizer (e.g. SGD or Adam), got {type(optimizer).__name__}")
+        if not {id(p) for p in optimizer.params} & {id(p) for p in model.parameters()}:  # a subset is fine
+            raise ValueError(
+                "the optimizer updates none of this model's parameters; build it as SGD(model.parameters(), ...) for this model"
+            )
+        if scheduler is not None and getattr(scheduler, "optimizer", None) is not optimizer:
+            raise ValueError("the scheduler changes another optimizer's learning rate; build it on this optimizer")
+        if isinstance(loss_fn, CrossEntropyLoss) and isinstance(last_layer(model), Softmax):
+            raise ValueError(
+                "CrossEntropyLoss takes raw scores (logits) and applies the softmax itself: remove the model's final "
+                "Softmax (predict_proba still gives probabilities)"
+            )
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.scheduler, self.augment, self.distributed = scheduler, augment, distributed
+        self.callbacks = list(callbacks)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.augment_rng = np.random.default_rng([seed, 1])
+        self.history = History()
+        self.epoch = 0
+        self.metadata = dict(metadata or {})
+        self.has_validation = False
+        self.epochs = 0
+
+    # the loop -----------------------------------------------------------------------------------
+
+    @property
+    def metric_names(self) -> List[str]:
+        """The metrics each epoch logs (what callbacks can monitor)."""
+        names = ["loss", "accuracy"]
+        return names + [f"val_{n}" for n in names] if self.has_validation else names
+
+    def batches(self, data: Subset, batch_size: int, shuffle: bool) -> Iterator[Tuple[Array, Array]]:
+        """Inputs in the form the model takes and targets in the form the loss takes; one reused input buffer."""
+        dtype = self.model.dtype or np.dtype(np.float32)
+        order = self.rng.permutation(data.indices) if shuffle else data.indices
+        flatten = flattens_input(self.model)
+        augment = self.augment if shuffle and data.x.ndim == 4 else None  # training batches of images only
+        # one kept input buffer: a fresh multi-megabyte array every batch costs page faults
+        shard = (self.distributed.rank, self.distributed.size) if self.distributed is not None else None
+        batches = iter_batches(
+            data.x, order, batch_size, dtype=dtype, flatten=flatten and augment is None, reuse_buffer=True, shard=shard
+        )
+        for x, chosen in batches:
+            if augment is not None:
+                x = augment(x, self.augment_rng)
+                x = x.reshape(len(x), -1) if flatten else x
+            yield x, self.loss_fn.targets(data.y[chosen], dtype)
+
+    def _hits(self, pred: Array, y: Array) -> int:
+        """How many predictions of the batch are right."""
+        if self.loss_fn.task == "classes":
+            return int(np.count_nonzero(pred.argmax(axis=1) == y))
+        threshold = 0.5 if isinstance(last_layer(self.model), Sigmoid) else 0.0
+        return int(np.count_nonzero((pred > threshold) == (y > 0.5)))
+
+    def run_epoch(self, data: Subset, batch_size: int, show_bar: bool) -> Dict[str, float]:
+        model, loss_fn, optimizer, group = self.model, self.loss_fn, self.optimizer, self.distributed
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        steps = self._progress(self.batches(data, batch_size, True), len(data), batch_size, show_bar)
+        for step, (x, y) in enumerate(steps):
+            if len(y):  # a process's part of the last batch may be empty
+                pred = model(x)
+                loss = loss_fn(pred, y)
+                if not math.isfinite(loss) and group is None:  # (distributed: every process must keep stepping)
+                    return {"loss": loss}
+                model.backward_params(loss_fn.backward())  # nobody needs the gradient of the pixels
+                total_loss += loss * len(y) if loss_fn.reduction == "mean" else loss
+                correct += self._hits(pred, y)
+                seen += len(y)
+            if group is not None:  # the whole batch's gradient, on every process
+                whole = min(batch_size, len(data) - step * batch_size)
+                group.allreduce_gradients(optimizer.params, len(y) / whole if loss_fn.reduction == "mean" else 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
+        if group is not None:
+            summed = group.sum([total_loss, correct, seen])
+            total_loss, correct, seen = summed[0], int(summed[1]), int(summed[2])
+            group.average_buffers(model)
+        return {"loss": total_loss / seen, "accuracy": correct / seen}
+
+    def _progress(
+        self, steps: Iterator[Tuple[Array, Array]], n: int, batch_size: int, show: bool
+    ) -> Iterator[Tuple[Array, Array]]:
+        if not show:
+            return steps
+        from tqdm.auto import tqdm  # a widget in notebooks, text in terminals
+
+        bar = tqdm(
+            steps, total=-(-n // batch_size), desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="batch", leave=False
+        )
+        return iter(bar)
+
+    def diverged(self, loss: float) -> bool:
+        """A non-finite loss, or for the cross-entropy losses one far above guessing's."""
+        if not math.isfinite(loss):
+            return True
+        if isinstance(self.loss_fn, (BCELoss, BCEWithLogitsLoss)):
+            return loss > DIVERGED_LOSS
+        return False
+
+    def fit(
+        self,
+        train: Subset,
+        validation: Optional[Subset],
+        epochs: int,
+        batch_size: int,
+        verbose: int,
+        progress: Optional[bool] = None,
+    ) -> History:
+        if self.distributed is not None:
+            self.distributed.broadcast_model(self.model)  # every process starts from process 0's weights
+            verbose = verbose if self.distributed.is_root else 0  # one process speaks
+        show_bar = verbose == 1 and show_progress(progress)
+        self.has_validation, self.epochs = validation is not None, epochs
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        try:
+            best_loss, best_state, best_epoch = math.inf, self.model.state_dict(), self.epoch
+            while self.epoch < epochs:
+                start = time.perf_counter()
+                lr = self.optimizer.lr
+                logs = self.run_epoch(train, batch_size, show_bar)
+                if self.diverged(logs["loss"]):
+                    self.model.load_state_dict(best_state)
+                    self.history.stop_reason = _diverged_message(self.epoch + 1, logs["loss"], lr, best_epoch)
+                    self.history.diverged = True
+                    _say(self.history.stop_reason, verbose)
+                    break
+                if logs["loss"] < best_loss:
+                    best_loss, best_state, best_epoch = logs["loss"], self.model.state_dict(), self.epoch + 1
+                if validation is not None:
+                    logs["val_loss"], logs["val_accuracy"] = self.validate(validation, batch_size)
+                logs["lr"] = lr
+                logs["seconds"] = time.perf_counter() - start
+                self.epoch += 1
+                self.history.append(self.epoch, logs)
+                self._step_scheduler(logs)
+                if verbose:
+                    _say(_epoch_line(self.epoch, epochs, logs), verbose)
+                self._epoch_end_callbacks(logs)
+        except TrainingStopped as stop:
+            self.history.stop_reason = str(stop)
+            _say(str(stop), verbose)
+        finally:
+            for callback in self.callbacks:
+                callback.on_train_end(self)
+            self.model.eval()
+        return self.history
+
+    def validate(self, validation: Subset, batch_size: int) -> Tuple[float, float]:
+        """Validation loss and accuracy, in evaluation mode; with several processes, each takes a share."""
+        # images: batches of the training size (activations of 256 photos take over a gigabyte)
+        size = batch_size if not flattens_input(self.model) else max(batch_size, 256)  # see inference_batch
+        group = self.distributed
+        if group is None:
+            scores = evaluate(self.model, validation, self.loss_fn, batch_size=size)
+            return scores["loss"], scores["accuracy"]
+        part = Subset(validation.x, validation.y, group.shard(validation.indices))
+        loss_sum = correct = 0.0
+        if len(part):
+            raw = model_outputs(self.model, part, size)
+            targets = self.loss_fn.targets(part.labels(), raw.dtype)
+            loss = self.loss_fn(raw, targets)
+            loss_sum = loss * len(part) if self.loss_fn.reduction == "mean" else loss
+            correct = self._hits(raw, targets)
+        loss_sum, correct, count = group.sum([loss_sum, correct, len(part)])
+        return loss_sum / count, correct / count
+
+    def _step_scheduler(self, logs: Mapping[str, float]) -> None:
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(logs["val_loss"] if "val_loss" in logs else logs["loss"])
+        elif self.scheduler is not None:
+            self.scheduler.step()
+
+    def _epoch_end_callbacks(self, logs: Dict[str, float]) -> None:
+        """Run every callback, checkpoints last so that they save the others' updated state."""
+        ordered = sorted(self.callbacks, key=lambda cb: isinstance(cb, ModelCheckpoint))
+        stop: Optional[TrainingStopped] = None
+        for callback in ordered:
+            try:
+                callback.on_epoch_end(self, self.epoch, logs)
+            except TrainingStopped as request:
+                stop = stop or request
+        if stop is not None:
+            raise stop
+
+
+def _say(message: str, verbose: int) -> None:
+    if verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _epoch_line(epoch: int, epochs: int, logs: Mapping[str, float]) -> str:
+    parts = [f"epoch {epoch}/{epochs}", f"loss {logs['loss']:.4f}", f"accuracy {logs['accuracy']:.3f}"]
+    if "val_loss" in logs:
+        parts += [f"val_loss {logs['val_loss']:.4f}", f"val_accuracy {logs['val_accuracy']:.3f}"]
+    parts += [f"lr {logs['lr']:.3g}", f"{logs['seconds']:.1f}s"]
+    return "  ".join(parts)
+
+
+def _diverged_message(epoch: int, loss: float, lr: float, best_epoch: int) -> str:
+    what = "became NaN or infinite" if not math.isfinite(loss) else f"rose to {loss:.3g}, over 10x that of guessing"
+    kept = (
+        f"the model holds the weights of epoch {best_epoch} again (its lowest training loss)"
+        if best_epoch
+        else "the model holds its initial weights again"
+    )
+    return (
+        f"stopped: training diverged in epoch {epoch}: the loss {what} (learning rate {lr:g}); {kept}. "
+        f"Try a smaller learning rate (e.g. {lr / 10:g}), less momentum, or check the inputs for NaN and that "
+        f"images are scaled to [0, 1]."
+    )
+
+
+def fit(
+    model: Layer,
+    loss_fn: Loss,
+    optimizer: Optimizer,
+    train_data: Data,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    validation: Union[None, float, Data] = None,
+    seed: int = 0,
+    callbacks: Sequence[Callback] = (),
+    verbose: int = 1,
+    resume: Optional[PathLike] = None,
+    metadata: Optional[Dict[str, Any]] = None,
+    scheduler: Optional[Scheduler] = None,
+    augment: Union[None, str, Transform] = None,
+    progress: Optional[bool] = None,
+    distributed: Any = None,
+) -> History:
+    """Train ``model`` with mini-batch gradient descent, like Keras' ``model.fit``.
+
+    Each epoch visits every training example once in a seeded random order; after it, the
+    validation data (if any) is evaluated, the schedule steps and the callbacks run. A NaN,
+    infinite or exploding loss (`DIVERGED_LOSS`) stops training, puts back the weights of the
+    epoch with the lowest training loss and says what to change.
+
+    Args:
+        model: The model, e.g. ``Sequential([Dense(12288, 64), Tanh(), Dense(64, 1), Sigmoid()])``.
+        loss_fn: `BCELoss` after a `Sigmoid`, `BCEWithLogitsLoss` on one raw output, or
+            `CrossEntropyLoss` on K raw outputs.
+        optimizer: An optimizer over ``model.parameters()`` (`SGD`, `Adam`, ...).
+        train_data: An `ImageDataset`, a `Subset`, or ``(x, y)``: uint8 images ``(N, H, W, 3)``
+            (scaled by 1/255 one batch at a time) or float inputs, and class indices ``(N,)``
+            (0/1 for the binary losses).
+        epochs: Train until this many epochs are done (counting those before a resume).
+        batch_size: Examples per gradient step.
+        validation: Data like ``train_data``, or a fraction (e.g. ``0.2``) of ``train_data`` held
+            out, stratified and seeded.
+        seed: Seeds the shuffling, the augmentation (and a fractional validation split).
+        callbacks: `EarlyStopping`, `ModelCheckpoint` or your own `Callback` subclasses.
+        verbose: 0 silent; 1 a progress bar (see ``progress``) and one line per epoch (on stderr);
+            2 one line per epoch only.
+        resume: A checkpoint from `ModelCheckpoint` to continue from; the result is bit-identical
+            to a run that was never interrupted.
+        metadata: ``classes``, ``preprocessing`` and free ``metadata`` to write in checkpoint headers.
+        scheduler: A learning-rate schedule on ``optimizer`` (`nnlayers.optim.schedules`), stepped
+            after every epoch; `ReduceLROnPlateau` is given ``val_loss`` (``loss`` without
+            validation data).
+        augment: Random changes to each training batch of images: a transform
+            (`nnlayers.data.augment`) or names such as ``"flip,crop"``; never applied to validation.
+        progress: Show a progress bar: ``None`` (default) in a terminal or a notebook, and one
+            line per epoch when the output is piped; ``True`` or ``False`` to choose.
+        distributed: Train data-parallel over MPI (`nnlayers.training.distributed`): ``True`` for all the
+            processes ``mpiexec`` started, or a `nnlayers.training.distributed.Distributed` group. Each
+            process takes its share of every batch; only process 0 prints and writes files.
+
+    Returns:
+        The `History`; each epoch logs ``loss``, ``accuracy`` (and ``val_`` ones), ``lr`` and
+        ``seconds``.
+
+    Examples:
+        >>> from nnlayers import Sequential, Dense, Tanh, Sigmoid, BCELoss, SGD
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.random((200, 10)); y = (x[:, 0] > 0.5).astype(int)
+        >>> model = Sequential([Dense(10, 8, rng=0), Tanh(), Dense(8, 1, rng=1), Sigmoid()])
+        >>> history = fit(model, BCELoss(), SGD(model.parameters(), lr=0.5), (x, y), epochs=30, verbose=0)
+        >>> history.history["accuracy"][-1] > 0.9
+        True
+    """
+    epochs, batch_size = check_positive_int("epochs", epochs), check_positive_int("batch_size", batch_size)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    train, val = training_split(train_data, validation, seed)
+    if getattr(loss_fn, "task", None) == "binary":  # a binary loss takes 0/1 labels: a third class is a mistake
+        check_labels(train, 2, "train_data")
+        if val is not None:
+            check_labels(val, 2, "validation")
+    trainer = Trainer(
+        model, loss_fn, optimizer, seed=seed, callbacks=callbacks, metadata=metadata, scheduler=scheduler,
+        augment=parse_augment(augment), distributed=resolve(distributed),
+    )  # fmt: skip
+    if resume is not None:
+        trainer.resume(resume)
+    return trainer.fit(train, val, int(epochs), int(batch_size), verbose, progress)
