@@ -21,10 +21,12 @@ from .nn.layers.dropout import Dropout
 from .nn.layers.linear import Dense
 from .nn.layers.normalization import BatchNorm2D
 from .nn.layers.pooling import GlobalAvgPool2D, MaxPool2D
-from .nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
+from .nn.losses import loss_for
 from .nn.module import Layer
 from .utils.checks import check_positive_int
 from .utils.types import RandomSource
+
+__all__ = ["loss_for", "mlp", "small_cnn"]
 
 ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}
 
@@ -120,15 +122,3 @@ def small_cnn(
     outputs = 1 if num_classes <= 2 else num_classes
     head = [GlobalAvgPool2D(), Dropout(dropout, rng=_seed(rng, 100)), Dense(previous, outputs, rng=_seed(rng, 101))]
     return Sequential(layers + head)
-
-
-def loss_for(model: Layer) -> Loss:
-    """The loss that trains ``model``: `BCELoss` after a `Sigmoid`, `BCEWithLogitsLoss` for one raw
-    output, `CrossEntropyLoss` for several."""
-    from .nn.structure import last_layer
-
-    last = last_layer(model)
-    if isinstance(last, Sigmoid):
-        return BCELoss()
-    outputs = getattr(last, "out_features", 1)
-    return CrossEntropyLoss() if outputs > 1 else BCEWithLogitsLoss()

@@ -110,12 +110,23 @@ def plot_predictions(
     return _finish(figure, path)
 
 
-def plot_schedule(scheduler: Any, epochs: int, ax: Any = None, *, path: Optional[PathLike] = None) -> Any:
-    """The learning rate a schedule sets, epoch by epoch (the schedule itself is not advanced)."""
+def plot_schedule(
+    scheduler: Any,
+    epochs: int,
+    ax: Any = None,
+    *,
+    path: Optional[PathLike] = None,
+    metrics: Optional[Sequence[float]] = None,
+) -> Any:
+    """The learning rate a schedule sets, epoch by epoch from its start (the schedule itself is not advanced).
+
+    One line per parameter group; ``metrics`` (one value per epoch) for `ReduceLROnPlateau`, whose
+    rates follow them.
+    """
     from .optim.schedules import schedule_values
 
     figure, (axis,) = _figure(ax, 1, (6, 3.5))
-    axis.plot(range(epochs), schedule_values(scheduler, epochs), "o-", markersize=3)
+    axis.plot(range(epochs), schedule_values(scheduler, epochs, metrics), "o-", markersize=3)
     axis.set_xlabel("epoch")
     axis.set_ylabel("learning rate")
     axis.set_title(type(scheduler).__name__)

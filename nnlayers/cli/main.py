@@ -95,7 +95,11 @@ def _add_train(commands: Any) -> None:
     add("--optimizer", choices=("sgd", "adam", "adamw"), help="optimizer (mlp: sgd, cnn: adam)")
     add("--lr", type=_positive_float, help="learning rate (mlp: 0.0005, cnn: 0.002)")
     add("--momentum", type=_non_negative_float, help="SGD momentum (default: 0.9)")
-    add("--weight-decay", type=_non_negative_float, help="weight decay (default: 0)")
+    add(
+        "--weight-decay",
+        type=_non_negative_float,
+        help="weight decay (default: 0; with --optimizer adamw, AdamW's 0.01)",
+    )
     add(
         "--schedule",
         choices=("none", "cosine", "step", "plateau"),

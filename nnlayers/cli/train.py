@@ -21,7 +21,7 @@ ARCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
         "optimizer": "sgd",
         "lr": 0.0005,
         "momentum": 0.9,
-        "weight_decay": 0.0,
+        "weight_decay": None,  # the optimizer's own default (AdamW: 0.01)
         "schedule": "none",
         "augment": "none",
         "size": 64,
@@ -33,7 +33,7 @@ ARCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
         "optimizer": "adam",
         "lr": 0.002,
         "momentum": 0.9,
-        "weight_decay": 0.0,
+        "weight_decay": None,  # the optimizer's own default (AdamW: 0.01)
         "schedule": "cosine",
         "augment": "flip,crop",
         "size": 64,
@@ -117,12 +117,12 @@ def _optimizer(settings: Dict[str, Any], model: Any) -> Any:
     from ..optim.adam import Adam, AdamW
     from ..optim.sgd import SGD
 
-    lr, wd = settings["lr"], settings["weight_decay"]
+    lr, wd = settings["lr"], settings["weight_decay"]  # None: the optimizer's default
     if settings["optimizer"] == "sgd":
-        return SGD(model.parameters(), lr=lr, momentum=settings["momentum"], weight_decay=wd)
+        return SGD(model.parameters(), lr=lr, momentum=settings["momentum"], weight_decay=wd or 0.0)
     if settings["optimizer"] == "adamw":
-        return AdamW(model.parameters(), lr=lr, weight_decay=wd or 0.01)
-    return Adam(model.parameters(), lr=lr, weight_decay=wd)
+        return AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    return Adam(model.parameters(), lr=lr, weight_decay=wd or 0.0)
 
 
 def _schedule(settings: Dict[str, Any], optimizer: Any) -> Any:

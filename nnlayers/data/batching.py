@@ -11,6 +11,7 @@ from typing import Dict, Iterator, Optional, Tuple, Union
 import numpy as np
 from numpy.typing import DTypeLike
 
+from ..nn.losses import Loss
 from ..utils.checks import check_positive_int, make_rng
 from ..utils.types import RandomSource
 
@@ -96,8 +97,13 @@ def batches(
     drop_last: bool = False,
     flatten: bool = True,
     dtype: DTypeLike = np.float32,
+    loss_fn: Optional[Loss] = None,
 ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
     """Yield mini-batches ``(x, y)``: float32 ``(B, H*W*3)`` in [0, 1] and float32 ``(B, 1)``.
+
+    The labels come as the tutorial's binary losses take them, float ``(B, 1)``; with
+    ``loss_fn`` they come as that loss takes them (`CrossEntropyLoss`: int64 class indices
+    ``(B,)``), as `fit` gives them.
 
     Only one batch is converted to float at a time; the uint8 set stays as it is. Float inputs
     are flattened and cast to float32 but not scaled. Each batch is a new array, so batches can
@@ -114,6 +120,7 @@ def batches(
         flatten: Rows ``(B, H*W*3)`` for a dense model (default), or ``(B, H, W, 3)`` for a
             convolutional one.
         dtype: Floating dtype of the inputs.
+        loss_fn: The loss the batches are for; its ``targets`` method shapes the labels.
 
     Examples:
         >>> imgs = np.zeros((5, 2, 2, 3), np.uint8); imgs[0] = 255
@@ -121,6 +128,9 @@ def batches(
         [((2, 12), (2, 1)), ((2, 12), (2, 1)), ((1, 12), (1, 1))]
         >>> next(batches(imgs, np.arange(5) % 2, 2, shuffle=False))[0].max()
         np.float32(1.0)
+        >>> from nnlayers import CrossEntropyLoss
+        >>> next(batches(imgs, np.arange(5) % 3, 2, shuffle=False, loss_fn=CrossEntropyLoss()))[1]
+        array([0, 1])
     """
     batch_size = check_positive_int("batch_size", batch_size)
     images, labels = np.asarray(images), np.asarray(labels)
@@ -141,4 +151,7 @@ def batches(
         order = order[: len(order) - len(order) % batch_size]
     contiguous = not shuffle and indices is None
     for x, chosen in iter_batches(images, order, batch_size, dtype=dtype, flatten=flatten, contiguous=contiguous):
-        yield x, np.asarray(labels[chosen], dtype=np.float32).reshape(-1, 1)
+        if loss_fn is not None:
+            yield x, loss_fn.targets(labels[chosen], np.dtype(dtype))
+        else:
+            yield x, np.asarray(labels[chosen], dtype=np.float32).reshape(-1, 1)

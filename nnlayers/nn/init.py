@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from contextvars import ContextVar
 from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
@@ -94,7 +95,10 @@ def get_initializer(init: Union[str, Initializer]) -> Initializer:
         raise ValueError(f"unknown init {init!r}; expected one of {sorted(INITIALIZERS)} or a callable") from None
 
 
-_UNSET = [False]  # while true (loading a file), layers get weights that the file will overwrite
+#: True while a model file is being loaded: layers get weights that the file will overwrite. A
+#: context variable, so that a load in one thread (a server) never leaves another thread's new
+#: layers without weights.
+_SKIP_INIT: ContextVar[bool] = ContextVar("nnlayers_skip_init", default=False)
 
 
 @contextlib.contextmanager
@@ -102,21 +106,21 @@ def weights_left_unset() -> Iterator[None]:
     """Within the block, layers allocate their weights without drawing or writing them (``numpy.empty``).
 
     Model files use it: the weights are read from the file next, so drawing random numbers
-    first would cost time and, for a large layer, memory.
+    first would cost time and, for a large layer, memory (PyTorch's ``skip_init`` does the same).
+    It holds for the calling thread only.
     """
-    previous = _UNSET[0]
-    _UNSET[0] = True
+    token = _SKIP_INIT.set(True)
     try:
         yield
     finally:
-        _UNSET[0] = previous
+        _SKIP_INIT.reset(token)
 
 
 def initial_weights(
     init: Union[str, Initializer], shape: Shape, bias: bool, rng: RandomSource, dtype: np.dtype
 ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """A layer's starting weight and bias: biases are zero (as in the seed), except with ``"torch"``."""
-    if _UNSET[0]:
+    if _SKIP_INIT.get():
         return np.empty(shape, dtype), (np.empty(shape[0], dtype) if bias else None)
     weight = np.asarray(get_initializer(init)(shape, rng), dtype=dtype)
     if not bias:

@@ -12,8 +12,11 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..utils.types import Array
+from .checks import check_float_input
 from .functional import log1p_exp, log_softmax, sigmoid
-from .module import check_float_input
+from .layers.activation import Sigmoid
+from .module import Layer
+from .structure import last_layer
 
 REDUCTIONS = ("mean", "sum")
 
@@ -43,6 +46,14 @@ class Loss:
     def targets(self, labels: Array, dtype: np.dtype) -> Array:
         """Data-set labels ``(N,)`` as the targets ``forward`` takes (binary: ``(N, 1)`` of ``dtype``)."""
         return np.asarray(labels).astype(dtype).reshape(-1, 1)
+
+    def total_weight(self, target: Array) -> float:
+        """What ``reduction="mean"`` divides by for these targets: their count (a weighted loss: their weights' sum).
+
+        Data-parallel training weights each process's share of a batch by it, so that the shares
+        add up to the whole batch's mean.
+        """
+        return float(len(target))
 
     def backward(self) -> Array:
         """The gradient of the last loss with respect to ``pred``, same shape and dtype."""
@@ -199,6 +210,11 @@ class CrossEntropyLoss(Loss):
     def targets(self, labels: Array, dtype: np.dtype) -> Array:
         return np.asarray(labels).astype(np.int64).reshape(-1)
 
+    def total_weight(self, target: Array) -> float:
+        """The sum of the targets' class weights (their count without ``weight``)."""
+        y = np.asarray(target, dtype=np.int64).reshape(-1)
+        return float(len(y)) if self.weight is None else float(self.weight[y].sum())
+
     def forward(self, pred: Array, target: Array) -> float:
         z = check_float_input("CrossEntropyLoss pred", pred)
         if z.ndim != 2 or z.shape[0] == 0:
@@ -206,8 +222,14 @@ class CrossEntropyLoss(Loss):
         n, k = z.shape
         y = np.asarray(target)
         if y.shape != (n,) or y.dtype.kind not in "iu":
+            hint = (
+                ": the binary losses' (N, 1) float labels; give y.reshape(-1).astype(int), or "
+                "batches(..., loss_fn=CrossEntropyLoss()) which yields them so"
+                if y.shape == (n, 1) or y.dtype.kind == "f"
+                else ""
+            )
             raise ValueError(
-                f"CrossEntropyLoss expected integer class indices of shape ({n},), got {y.dtype} {y.shape}"
+                f"CrossEntropyLoss expected integer class indices of shape ({n},), got {y.dtype} {y.shape}{hint}"
             )
         if y.min() < 0 or y.max() >= k:
             raise ValueError(
@@ -235,3 +257,26 @@ class CrossEntropyLoss(Loss):
         extra = f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
         extra += ", weight=[...]" if self.weight is not None else ""
         return f"CrossEntropyLoss(reduction={self.reduction!r}{extra})"
+
+
+def loss_for(model: Layer, outputs: Optional[int] = None) -> Loss:
+    """The loss that trains (and evaluates) ``model``, from what its output is.
+
+    `CrossEntropyLoss` for several outputs (K raw scores); for one output, `BCELoss` after a final
+    `Sigmoid` (a probability) and `BCEWithLogitsLoss` otherwise (a raw score).
+
+    Args:
+        model: The model.
+        outputs: Its number of output columns, where known (e.g. from a forward pass); by default
+            the ``out_features`` of its last layer, or 1.
+
+    Examples:
+        >>> from nnlayers import Dense, Sequential, Sigmoid
+        >>> loss_for(Sequential([Dense(4, 1), Sigmoid()])), loss_for(Sequential([Dense(4, 3)]))
+        (BCELoss(reduction='mean'), CrossEntropyLoss(reduction='mean'))
+    """
+    last = last_layer(model)
+    outputs = outputs if outputs is not None else getattr(last, "out_features", 1)
+    if outputs > 1:
+        return CrossEntropyLoss()
+    return BCELoss() if isinstance(last, Sigmoid) else BCEWithLogitsLoss()

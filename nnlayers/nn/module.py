@@ -95,22 +95,6 @@ class Parameter:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
 
 
-def check_float_input(layer: object, x: Any, dtype: Optional[np.dtype] = None) -> Array:
-    """Return ``x`` as a floating-point ndarray, or raise a `TypeError` naming ``layer``.
-
-    Integer, boolean, complex and object arrays are refused rather than silently converted: raw
-    uint8 pixels fed to a network are a bug (scale them to [0, 1] first). When ``dtype`` is
-    given, the array is cast to it, so a float32 model never computes in float64.
-    """
-    arr = np.asarray(x)
-    if not np.issubdtype(arr.dtype, np.floating):
-        hint = " (scale images to floats in [0, 1] first)" if arr.dtype.kind in "ui" else ""
-        raise TypeError(f"{layer} expected a floating-point array, got dtype {arr.dtype}{hint}")
-    if dtype is not None and arr.dtype != dtype:
-        arr = arr.astype(dtype)
-    return arr
-
-
 def _check_name(owner: Layer, kind: str, name: Any) -> None:
     """Refuse names that would break dotted state-dict keys or shadow something else."""
     if not isinstance(name, str):
@@ -157,9 +141,10 @@ class Layer:
 
     #: ``True`` after `train`, ``False`` after `eval`; layers start in training mode.
     training: bool = True
-    #: Whether the layer takes images ``(N, H, W, C)`` rather than rows ``(N, D)``: `fit` and
-    #: `predict` give a model's first layer the form it takes.
-    takes_images: bool = False
+    #: Whether the layer takes images ``(N, H, W, C)`` (``True``) or rows ``(N, D)`` (``False``), or
+    #: ``None`` for element-wise layers that take either: `fit` and `predict` give a model the form
+    #: its first layer that is not element-wise takes.
+    takes_images: Optional[bool] = False
 
     def __init__(self) -> None:
         self.__dict__.update(_params={}, _children={}, _buffers={}, _saved=None)
@@ -459,12 +444,3 @@ class Layer:
             child_repr = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {child_repr}")
         return "\n".join(lines) + "\n)"
-
-
-def _check_grad_shape(layer: Layer, grad_y: Array, expected: tuple) -> Array:
-    grad_y = np.asarray(grad_y)
-    if grad_y.dtype.kind != "f":
-        raise TypeError(f"{layer}.backward expected a floating-point gradient, got dtype {grad_y.dtype}")
-    if grad_y.shape != expected:
-        raise ValueError(f"{layer}.backward expected a gradient of shape {expected} (the output's), got {grad_y.shape}")
-    return grad_y

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from .container import Sequential
 from .module import Layer
 
@@ -13,9 +15,23 @@ def last_layer(model: Layer) -> Layer:
     return model
 
 
+def leaves(model: Layer) -> Iterator[Layer]:
+    """The layers without sub-layers, in the order they were registered (for a `Sequential`, its order)."""
+    for _, layer in model.named_modules():
+        if next(layer.named_children(), None) is None:
+            yield layer
+
+
+def first_layer(model: Layer) -> Layer:
+    """The first leaf layer that is not element-wise (the one that decides the input's form), or the first leaf."""
+    all_leaves = list(leaves(model))
+    return next((layer for layer in all_leaves if getattr(layer, "takes_images", False) is not None), all_leaves[0])
+
+
 def flattens_input(model: Layer) -> bool:
-    """Whether the model takes flattened rows ``(N, D)`` (a dense first layer) rather than images."""
-    first = model
-    while isinstance(first, Sequential) and len(first):
-        first = first[0]
-    return not getattr(first, "takes_images", False)
+    """Whether the model takes flattened rows ``(N, D)`` rather than images ``(N, H, W, C)``.
+
+    The first layer that is not element-wise decides (`Layer.takes_images`): a `Dropout` or an
+    activation before a `Conv2D` takes images too. A model of element-wise layers only takes rows.
+    """
+    return not getattr(first_layer(model), "takes_images", False)

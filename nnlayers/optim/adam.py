@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from ..nn.module import Parameter
 from ..utils.checks import check_number, is_real
-from .optimizer import Optimizer, _decayed
+from .optimizer import Optimizer, ParamsOrGroups, decayed
 
 
 class Adam(Optimizer):
@@ -28,6 +28,7 @@ class Adam(Optimizer):
         amsgrad: Use the maximum of past second moments (Reddi et al., 2018).
 
     Examples:
+        >>> import numpy as np
         >>> from nnlayers import Parameter
         >>> w = Parameter(np.array([1.0]))
         >>> w.grad[:] = 0.5
@@ -43,44 +44,46 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Parameter],
+        params: ParamsOrGroups,
         lr: float = 1e-3,
         betas: Tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: Optional[float] = None,
         amsgrad: bool = False,
     ) -> None:
-        super().__init__(params, lr)
         weight_decay = self.default_weight_decay if weight_decay is None else weight_decay
-        name = type(self).__name__
+        super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+
+    def check_group(self, group: Dict[str, Any]) -> None:
+        name, betas = type(self).__name__, group["betas"]
         if len(betas) != 2 or not all(is_real(b) and 0 <= b < 1 for b in betas):
             raise ValueError(f"{name} betas must be two numbers in [0, 1), got {betas!r}")
-        self.betas = (float(betas[0]), float(betas[1]))
-        self.eps = check_number(f"{name} eps", eps)
-        self.weight_decay = check_number(f"{name} weight_decay", weight_decay)
-        self.amsgrad = bool(amsgrad)
+        group["betas"] = (float(betas[0]), float(betas[1]))
+        group["eps"] = check_number(f"{name} eps", group["eps"])
+        group["weight_decay"] = check_number(f"{name} weight_decay", group["weight_decay"])
+        group["amsgrad"] = bool(group["amsgrad"])
 
-    def update(self, param: Parameter, state: Dict[str, Any]) -> None:
-        beta1, beta2 = self.betas
+    def update(self, param: Parameter, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        (beta1, beta2), lr = group["betas"], group["lr"]
         if self.decoupled_weight_decay:
-            param.data *= 1 - self.lr * self.weight_decay  # AdamW: decay the weights, not the gradient
+            param.data *= 1 - lr * group["weight_decay"]  # AdamW: decay the weights, not the gradient
             grad = param.grad
         else:
-            grad = _decayed(param, self.weight_decay)
+            grad = decayed(param, group["weight_decay"])
         if not state:
             state.update(exp_avg=np.zeros_like(param.data), exp_avg_sq=np.zeros_like(param.data))
-            if self.amsgrad:
+            if group["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(param.data)
         t = self.step_count  # every parameter steps together: torch's per-parameter step
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg += (1 - beta1) * (grad - exp_avg)  # torch's lerp: m + (1 - beta1) (g - m)
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * grad * grad
-        if self.amsgrad:
+        if group["amsgrad"]:
             np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
             exp_avg_sq = state["max_exp_avg_sq"]
-        denom = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2**t) + self.eps
-        param.data -= (self.lr / (1 - beta1**t)) * exp_avg / denom
+        denom = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2**t) + group["eps"]
+        param.data -= (lr / (1 - beta1**t)) * exp_avg / denom
 
 
 class AdamW(Adam):
@@ -88,10 +91,12 @@ class AdamW(Adam):
 
     Each step first shrinks the weights, ``w *= 1 - lr * weight_decay``, then takes the Adam step
     without any penalty in the gradient. The default ``weight_decay`` is 0.01, as in PyTorch.
-    To leave biases and normalisation parameters undecayed, give them their own optimizer::
+    To leave biases and normalisation parameters undecayed, give them a parameter group of their
+    own, as in PyTorch::
 
-        decay = [p for n, p in model.named_parameters() if p.data.ndim > 1]
-        no_decay = [p for n, p in model.named_parameters() if p.data.ndim <= 1]
+        decay = [p for p in model.parameters() if p.data.ndim > 1]
+        no_decay = [p for p in model.parameters() if p.data.ndim <= 1]
+        AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-3)
     """
 
     decoupled_weight_decay = True

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable
+from typing import Any, Dict
 
 import numpy as np
 
 from ..nn.module import Parameter
 from ..utils.checks import check_number
 from .fused import axpy
-from .optimizer import Optimizer, _decayed
+from .optimizer import Optimizer, ParamsOrGroups, decayed
 
 
 class RMSprop(Optimizer):
@@ -34,7 +34,7 @@ class RMSprop(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Parameter],
+        params: ParamsOrGroups,
         lr: float = 1e-2,
         alpha: float = 0.99,
         eps: float = 1e-8,
@@ -42,34 +42,39 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         centered: bool = False,
     ) -> None:
-        super().__init__(params, lr)
-        self.alpha = check_number("RMSprop alpha", alpha, high=1.0)
-        self.eps = check_number("RMSprop eps", eps)
-        self.weight_decay = check_number("RMSprop weight_decay", weight_decay)
-        self.momentum = check_number("RMSprop momentum", momentum)
-        self.centered = bool(centered)
+        super().__init__(
+            params, lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered
+        )
 
-    def update(self, param: Parameter, state: Dict[str, Any]) -> None:
-        grad = _decayed(param, self.weight_decay)
+    def check_group(self, group: Dict[str, Any]) -> None:
+        group["alpha"] = check_number("RMSprop alpha", group["alpha"], high=1.0)
+        group["eps"] = check_number("RMSprop eps", group["eps"])
+        group["weight_decay"] = check_number("RMSprop weight_decay", group["weight_decay"])
+        group["momentum"] = check_number("RMSprop momentum", group["momentum"])
+        group["centered"] = bool(group["centered"])
+
+    def update(self, param: Parameter, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        alpha, eps, momentum, lr = group["alpha"], group["eps"], group["momentum"], group["lr"]
+        grad = decayed(param, group["weight_decay"])
         if not state:
             state["square_avg"] = np.zeros_like(param.data)
-            if self.centered:
+            if group["centered"]:
                 state["grad_avg"] = np.zeros_like(param.data)
-            if self.momentum:
+            if momentum:
                 state["momentum_buffer"] = np.zeros_like(param.data)
         square_avg = state["square_avg"]
-        square_avg *= self.alpha
-        square_avg += (1 - self.alpha) * grad * grad
-        if self.centered:
+        square_avg *= alpha
+        square_avg += (1 - alpha) * grad * grad
+        if group["centered"]:
             grad_avg = state["grad_avg"]
-            grad_avg += (1 - self.alpha) * (grad - grad_avg)
-            avg = np.sqrt(square_avg - grad_avg * grad_avg) + self.eps
+            grad_avg += (1 - alpha) * (grad - grad_avg)
+            avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
         else:
-            avg = np.sqrt(square_avg) + self.eps
-        if self.momentum:
+            avg = np.sqrt(square_avg) + eps
+        if momentum:
             buf = state["momentum_buffer"]
-            buf *= self.momentum
+            buf *= momentum
             buf += grad / avg
-            axpy(-self.lr, buf, param.data)
+            axpy(-lr, buf, param.data)
         else:
-            param.data -= self.lr * grad / avg
+            param.data -= lr * grad / avg

@@ -20,7 +20,7 @@ Examples:
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -29,10 +29,12 @@ from .optimizer import Optimizer
 
 
 class LRScheduler:
-    """Base class: ``last_epoch`` counts the calls to `step`; each sets ``optimizer.lr`` to `get_lr`.
+    """Base class: ``last_epoch`` counts the calls to `step`; each sets every parameter group's ``"lr"``.
 
-    A subclass implements `get_lr` (PyTorch's recursive form, from the current rate) and lists its
-    arguments in ``arguments`` so that `state_dict` saves them.
+    A subclass implements `rate` (PyTorch's recursive form: the next rate of a group from its
+    current one and its base rate) and lists its arguments in ``arguments`` so that `state_dict`
+    saves them. Each group of the optimizer follows the schedule from its own base rate, as in
+    PyTorch.
     """
 
     arguments: Sequence[str] = ()
@@ -43,33 +45,50 @@ class LRScheduler:
                 f"{type(self).__name__} expects an optimizer (e.g. SGD(...)), got {type(optimizer).__name__}"
             )
         self.optimizer = optimizer
-        self.base_lr = optimizer.lr  # PyTorch's initial_lr: the rate when the schedule is made
+        #: Each group's rate when the schedule is made (PyTorch's ``initial_lr``): where it starts from.
+        self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        for group, base in zip(optimizer.param_groups, self.base_lrs):
+            group["initial_lr"] = base
         self.last_epoch = -1
         self.step()  # as PyTorch: the rate of epoch 0 is set when the schedule is made
 
-    def get_lr(self) -> float:
-        """The rate for ``last_epoch``, from the current one."""
-        raise NotImplementedError(f"{type(self).__name__} must implement get_lr()")
+    @property
+    def base_lr(self) -> float:
+        """The first group's base rate."""
+        return self.base_lrs[0]
+
+    def rate(self, lr: float, base: float) -> float:
+        """The rate of a group for ``last_epoch``, from its current rate ``lr`` and its base rate."""
+        raise NotImplementedError(f"{type(self).__name__} must implement rate(lr, base)")
+
+    def get_lr(self) -> List[float]:
+        """The rate of each group for ``last_epoch``, from the current ones."""
+        return [self.rate(g["lr"], base) for g, base in zip(self.optimizer.param_groups, self.base_lrs)]
 
     def step(self) -> None:
-        """Move to the next epoch and set its learning rate."""
+        """Move to the next epoch and set its learning rates."""
         self.last_epoch += 1
-        self.optimizer.lr = float(self.get_lr())
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = float(lr)
 
     def get_last_lr(self) -> List[float]:
-        """The rate set by the last `step` (a list, as PyTorch's one entry per parameter group)."""
-        return [self.optimizer.lr]
+        """The rates set by the last `step`, one per parameter group (as PyTorch's)."""
+        return [float(group["lr"]) for group in self.optimizer.param_groups]
 
     def state_dict(self) -> Dict[str, Any]:
-        """What resumes the schedule exactly: its arguments, epoch and base rate."""
+        """What resumes the schedule exactly: its arguments, epoch and base rates."""
         state = {name: getattr(self, name) for name in self.arguments}
-        return {"type": type(self).__name__, "last_epoch": self.last_epoch, "base_lr": self.base_lr, **state}
+        return {"type": type(self).__name__, "last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), **state}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what `state_dict` returned."""
         if state.get("type", type(self).__name__) != type(self).__name__:
             raise ValueError(f"cannot load the state of a {state.get('type')} schedule into {type(self).__name__}")
-        self.last_epoch, self.base_lr = int(state["last_epoch"]), float(state["base_lr"])
+        groups = len(self.optimizer.param_groups)
+        bases = [float(b) for b in state["base_lrs"]] if "base_lrs" in state else [float(state["base_lr"])] * groups
+        if len(bases) != groups:
+            raise ValueError(f"the schedule's state has {len(bases)} parameter groups, the optimizer {groups}")
+        self.last_epoch, self.base_lrs = int(state["last_epoch"]), bases
         for name in self.arguments:
             value = state[name]
             setattr(self, name, list(value) if isinstance(value, (list, tuple)) else value)
@@ -89,10 +108,10 @@ class StepLR(LRScheduler):
         self.gamma = check_number("StepLR gamma", gamma, inclusive=False)
         super().__init__(optimizer)
 
-    def get_lr(self) -> float:
+    def rate(self, lr: float, base: float) -> float:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
-            return self.optimizer.lr
-        return self.optimizer.lr * self.gamma
+            return lr
+        return lr * self.gamma
 
 
 class MultiStepLR(LRScheduler):
@@ -107,8 +126,8 @@ class MultiStepLR(LRScheduler):
         self.gamma = check_number("MultiStepLR gamma", gamma, inclusive=False)
         super().__init__(optimizer)
 
-    def get_lr(self) -> float:
-        return self.optimizer.lr * self.gamma ** self.milestones.count(self.last_epoch)
+    def rate(self, lr: float, base: float) -> float:
+        return lr * self.gamma ** self.milestones.count(self.last_epoch)
 
 
 class ExponentialLR(LRScheduler):
@@ -120,8 +139,8 @@ class ExponentialLR(LRScheduler):
         self.gamma = check_number("ExponentialLR gamma", gamma, inclusive=False)
         super().__init__(optimizer)
 
-    def get_lr(self) -> float:
-        return self.optimizer.lr if self.last_epoch == 0 else self.optimizer.lr * self.gamma
+    def rate(self, lr: float, base: float) -> float:
+        return lr if self.last_epoch == 0 else lr * self.gamma
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -139,8 +158,8 @@ class CosineAnnealingLR(LRScheduler):
         self.eta_min = check_number("CosineAnnealingLR eta_min", eta_min)
         super().__init__(optimizer)
 
-    def get_lr(self) -> float:
-        t, lr, base, low = self.last_epoch, self.optimizer.lr, self.base_lr, self.eta_min
+    def rate(self, lr: float, base: float) -> float:
+        t, low = self.last_epoch, self.eta_min
         if t == 0:
             return lr
         if (t - 1 - self.T_max) % (2 * self.T_max) == 0:
@@ -166,8 +185,8 @@ class LinearLR(LRScheduler):
         self.total_iters = check_positive_int("LinearLR total_iters", total_iters)
         super().__init__(optimizer)
 
-    def get_lr(self) -> float:
-        t, lr = self.last_epoch, self.optimizer.lr
+    def rate(self, lr: float, base: float) -> float:
+        t = self.last_epoch
         if t == 0:
             return lr * self.start_factor
         if t > self.total_iters:
@@ -230,6 +249,7 @@ class ReduceLROnPlateau:
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.last_epoch = 0
+        self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]  # where schedule_values starts
 
     def _better(self, value: float) -> bool:
         if self.mode == "min":
@@ -250,13 +270,15 @@ class ReduceLROnPlateau:
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0
         if self.num_bad_epochs > self.patience:
-            new_lr = max(self.optimizer.lr * self.factor, self.min_lr)
-            if self.optimizer.lr - new_lr > self.eps:
-                self.optimizer.lr = new_lr
+            for group in self.optimizer.param_groups:
+                new_lr = max(group["lr"] * self.factor, self.min_lr)
+                if group["lr"] - new_lr > self.eps:
+                    group["lr"] = new_lr
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
 
     def get_last_lr(self) -> List[float]:
-        return [self.optimizer.lr]
+        """The current rate of each parameter group."""
+        return [float(group["lr"]) for group in self.optimizer.param_groups]
 
     def state_dict(self) -> Dict[str, Any]:
         state = {name: getattr(self, name) for name in self.arguments}
@@ -273,15 +295,58 @@ class ReduceLROnPlateau:
         return f"ReduceLROnPlateau(mode={self.mode!r}, factor={self.factor}, patience={self.patience})"
 
 
-def schedule_values(scheduler: LRScheduler, epochs: int) -> np.ndarray:
-    """The rates a fresh copy of ``scheduler`` would set over ``epochs`` epochs (for a plot); the original is unchanged."""
+class _Rates:
+    """A stand-in optimizer that holds only learning rates: what `schedule_values` steps a copy of a schedule on."""
+
+    def __init__(self, rates: Sequence[float]) -> None:
+        self.param_groups = [{"lr": float(rate), "initial_lr": float(rate)} for rate in rates]
+
+
+def schedule_values(
+    scheduler: Union[LRScheduler, ReduceLROnPlateau], epochs: int, metrics: Optional[Sequence[float]] = None
+) -> np.ndarray:
+    """The rates ``scheduler`` sets over ``epochs`` epochs from its start (for a plot); nothing is changed.
+
+    The schedule is replayed on a copy from its base rates (the optimizer's rates when the schedule
+    was made), not from the optimizer's current ones, and without copying any weights.
+
+    Args:
+        scheduler: A schedule, e.g. ``CosineAnnealingLR(opt, T_max=20)``.
+        epochs: How many epochs.
+        metrics: For `ReduceLROnPlateau` only, the watched metric of each epoch (its rates follow them).
+
+    Returns:
+        ``(epochs,)`` rates, or ``(epochs, groups)`` for an optimizer with several parameter groups.
+
+    Examples:
+        >>> from nnlayers import SGD, Parameter, StepLR
+        >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
+        >>> schedule = StepLR(opt, step_size=2, gamma=0.5)
+        >>> schedule_values(schedule, 5).tolist()
+        [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
     import copy
 
-    probe = copy.deepcopy(scheduler)
-    probe.optimizer.lr = probe.optimizer.initial_lr
-    probe.last_epoch = -1
-    values = []
-    for _ in range(epochs):
-        probe.step()
-        values.append(probe.optimizer.lr)
-    return np.array(values)
+    epochs = check_positive_int("epochs", epochs)
+    probe = copy.copy(scheduler)
+    probe.optimizer = _Rates(scheduler.base_lrs)  # type: ignore[assignment]
+    if isinstance(probe, ReduceLROnPlateau):
+        if metrics is None or len(metrics) < epochs:
+            raise ValueError(
+                "ReduceLROnPlateau's rates follow the watched metric: pass metrics= with one value per epoch "
+                f"({epochs}), e.g. history.history['val_loss']"
+            )
+        probe.best = math.inf if probe.mode == "min" else -math.inf
+        probe.num_bad_epochs = probe.cooldown_counter = probe.last_epoch = 0
+        rates = [probe.get_last_lr()]
+        for value in metrics[: epochs - 1]:  # the rate of epoch e is set after the metric of epoch e - 1
+            probe.step(value)
+            rates.append(probe.get_last_lr())
+    else:
+        probe.last_epoch = -1
+        rates = []
+        for _ in range(epochs):
+            probe.step()
+            rates.append(probe.get_last_lr())
+    values = np.array(rates)
+    return values[:, 0] if values.shape[1] == 1 else values

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping
+from typing import Any, Dict, List, Mapping
 
 from ..nn.module import Parameter
 from ..utils.checks import check_number, is_real
 from .fused import axpy
-from .optimizer import Optimizer, _decayed
+from .optimizer import Optimizer, ParamsOrGroups, decayed
 
 
 class SGD(Optimizer):
@@ -42,39 +42,45 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Parameter],
+        params: ParamsOrGroups,
         lr: float,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
         dampening: float = 0.0,
     ) -> None:
-        super().__init__(params, lr)
-        self.momentum = check_number("SGD momentum", momentum)
-        self.weight_decay = check_number("SGD weight_decay", weight_decay)
+        super().__init__(
+            params, lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=dampening
+        )
+
+    def check_group(self, group: Dict[str, Any]) -> None:
+        group["momentum"] = check_number("SGD momentum", group["momentum"])
+        group["weight_decay"] = check_number("SGD weight_decay", group["weight_decay"])
+        dampening = group["dampening"]
         if not is_real(dampening) or not 0 <= dampening <= 1:
             raise ValueError(f"SGD dampening must be in [0, 1], got {dampening!r}")
-        self.dampening = float(dampening)
-        if nesterov and (momentum <= 0 or dampening != 0):
+        group["dampening"] = float(dampening)
+        if group["nesterov"] and (group["momentum"] <= 0 or dampening != 0):
             raise ValueError("SGD with nesterov=True needs momentum > 0 and dampening = 0")
-        self.nesterov = bool(nesterov)
+        group["nesterov"] = bool(group["nesterov"])
 
     @property
     def momentum_buffers(self) -> List[Any]:
         """The momentum buffer of each parameter (``None`` before the first step or without momentum)."""
         return [s.get("momentum_buffer") for s in self.state]
 
-    def update(self, param: Parameter, state: Dict[str, Any]) -> None:
-        d = _decayed(param, self.weight_decay)
-        if self.momentum:
+    def update(self, param: Parameter, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        momentum = group["momentum"]
+        d = decayed(param, group["weight_decay"])
+        if momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = d.copy()
             else:
-                buf *= self.momentum
-                axpy(1 - self.dampening, d, buf)  # buf = momentum * buf + (1 - dampening) * d
-            d = d + self.momentum * buf if self.nesterov else buf
-        axpy(-self.lr, d, param.data)  # seed: W = W - learning_rate * dW
+                buf *= momentum
+                axpy(1 - group["dampening"], d, buf)  # buf = momentum * buf + (1 - dampening) * d
+            d = d + momentum * buf if group["nesterov"] else buf
+        axpy(-group["lr"], d, param.data)  # seed: W = W - learning_rate * dW
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if "momentum_buffers" in state:  # checkpoints written by nnlayers 0.1

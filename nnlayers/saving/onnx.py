@@ -27,7 +27,7 @@ from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, _BatchNorm
 from ..nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from ..nn.layers.reshape import Flatten
 from ..nn.module import Layer
-from ..nn.structure import flattens_input
+from ..nn.structure import first_layer, flattens_input
 from ..utils.files import atomic_write_bytes
 from ..utils.types import PathLike
 
@@ -174,13 +174,13 @@ EXPORTERS: Dict[type, Any] = {
 
 
 def _export_layer(g: OnnxGraph, layer: Layer, x: str, where: str) -> str:
-    if isinstance(layer, Sequential):
+    hook = getattr(layer, "export_onnx", None)
+    if callable(hook):  # a layer's own form comes first, a Sequential subclass's too
+        return str(hook(g, x))
+    if isinstance(layer, Sequential) and type(layer).forward is Sequential.forward:
         for i, child in enumerate(layer):
             x = _export_layer(g, child, x, f"{where}.{i}" if where else str(i))
         return x
-    hook = getattr(layer, "export_onnx", None)
-    if callable(hook):
-        return str(hook(g, x))
     exporter = EXPORTERS.get(type(layer))
     if exporter is None:
         raise TypeError(
@@ -199,9 +199,7 @@ def _output_shape(model: Layer, shape: Tuple[int, ...], dtype: np.dtype) -> Tupl
 def default_input_shape(model: Layer) -> Tuple[int, ...]:
     """The shape of one example: from the model's first `Dense`, or its preprocessing's image size."""
     size = (getattr(model, "preprocessing", None) or {}).get("size")
-    first = model
-    while isinstance(first, Sequential) and len(first):
-        first = first[0]
+    first = first_layer(model)
     if isinstance(first, Dense):
         return (first.in_features,)
     if size is not None and not flattens_input(model):

@@ -129,8 +129,12 @@ def _find_class(name: str, custom_layers: Optional[Mapping[str, Type[Layer]]]) -
 
 
 def describe(layer: Layer) -> Dict[str, Any]:
-    """The JSON description of a layer or model: its type and constructor arguments."""
-    if isinstance(layer, Sequential):
+    """The JSON description of a layer or model: its type and constructor arguments.
+
+    A subclass of `Sequential` (a block with its own ``forward``) is stored as itself, with its
+    ``get_config()`` and its children, so that it loads as the same class.
+    """
+    if type(layer) is Sequential:
         return {"type": "Sequential", "layers": [describe(child) for child in layer]}
     config = layer.get_config()
     try:
@@ -138,9 +142,12 @@ def describe(layer: Layer) -> Dict[str, Any]:
     except TypeError as error:
         raise TypeError(f"{type(layer).__name__}.get_config() must return JSON values: {error}") from None
     cls = type(layer)
-    if BUILTIN_LAYERS.get(cls.__name__) is cls:
-        return {"type": cls.__name__, "config": config}
-    return {"type": cls.__name__, "module": cls.__module__, "config": config}
+    entry: Dict[str, Any] = {"type": cls.__name__, "config": config}
+    if BUILTIN_LAYERS.get(cls.__name__) is not cls:
+        entry["module"] = cls.__module__
+    if isinstance(layer, Sequential):
+        entry["layers"] = [describe(child) for child in layer]
+    return entry
 
 
 def build(
@@ -175,11 +182,43 @@ def build(
     config = architecture.get("config", {})
     if not isinstance(config, dict):
         raise ModelFileError(f"bad config for {name}: {config!r}")
+    if "layers" in architecture:
+        return _build_sequential_subclass(cls, architecture, config, custom_layers, _depth)
     try:
         with weights_left_unset():
             return cls(**config)
     except (TypeError, ValueError, OverflowError, MemoryError) as error:
         raise ModelFileError(f"cannot build {name} from its saved config {str(config)[:200]}: {error}") from None
+
+
+def _build_sequential_subclass(
+    cls: Type[Layer],
+    architecture: Mapping[str, Any],
+    config: Dict[str, Any],
+    custom_layers: Optional[Mapping[str, Type[Layer]]],
+    depth: int,
+) -> Layer:
+    """A saved subclass of `Sequential`: built from its children when it keeps Sequential's constructor,
+    else from its config, and then its children must be the saved ones."""
+    name, saved = architecture["type"], architecture["layers"]
+    if not (isinstance(cls, type) and issubclass(cls, Sequential)) or not isinstance(saved, list):
+        raise ModelFileError(f"bad architecture: {name} is saved with a list of layers but is not a Sequential")
+    if cls.__init__ is Sequential.__init__:
+        return cls([build(entry, custom_layers, depth + 1) for entry in saved])
+    try:
+        with weights_left_unset():
+            block = cls(**config)
+    except (TypeError, ValueError, OverflowError, MemoryError) as error:
+        raise ModelFileError(f"cannot build {name} from its saved config {str(config)[:200]}: {error}") from None
+    if describe(block).get("layers") != saved:
+        raise ModelFileError(
+            f"{name}(**{str(config)[:200]}) builds other layers than the file holds: its get_config() must "
+            "return every argument that shapes the block"
+        )
+    return block
+
+
+# --- nested JSON with arrays ------------------------------------------------------------------
 
 
 def _extract_arrays(value: Any, prefix: str, arrays: Dict[str, np.ndarray]) -> Any:

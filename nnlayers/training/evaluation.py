@@ -14,7 +14,7 @@ from ..data.splits import Subset
 from ..nn.container import evaluation_mode
 from ..nn.functional import sigmoid, softmax
 from ..nn.layers.activation import Sigmoid, Softmax
-from ..nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
+from ..nn.losses import CrossEntropyLoss, Loss, loss_for
 from ..nn.module import Layer
 from ..nn.structure import flattens_input, last_layer
 from ..utils.types import Array, PathLike
@@ -91,13 +91,6 @@ def predict(
     return (p > threshold).astype(np.int64) if p.ndim == 1 else p.argmax(axis=1)
 
 
-def default_loss(model: Layer, raw: Array) -> Loss:
-    """The loss that matches a model's output: binary cross-entropy on probabilities or logits, or K-class."""
-    if raw.shape[1] > 1:
-        return CrossEntropyLoss()
-    return BCELoss() if isinstance(last_layer(model), Sigmoid) else BCEWithLogitsLoss()
-
-
 def evaluate(
     model: Layer,
     data: Data,
@@ -131,7 +124,7 @@ def evaluate(
     classes = max(2, raw.shape[1])
     check_labels(split, classes)  # a binary model must not count class 2 as positive
     truth = split.labels().astype(np.int64)
-    loss_fn = loss_fn or default_loss(model, raw)
+    loss_fn = loss_fn or loss_for(model, raw.shape[1])
     scored = raw
     if isinstance(last_layer(model), Softmax) and isinstance(loss_fn, CrossEntropyLoss):
         scored = np.log(np.maximum(raw, np.finfo(raw.dtype).tiny))  # probabilities: CE of log p is -log p[y]

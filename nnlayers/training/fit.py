@@ -29,8 +29,8 @@ from ..optim.schedules import LRScheduler, ReduceLROnPlateau
 from ..utils.checks import check_positive_int
 from ..utils.progress import show_progress
 from ..utils.types import Array, PathLike
+from . import checkpoint
 from .callbacks import Callback, History, ModelCheckpoint, TrainingStopped
-from .checkpoint import Checkpointing
 from .distributed import Distributed, resolve
 from .evaluation import evaluate, model_outputs
 
@@ -59,7 +59,7 @@ def training_split(
     return train, as_subset(validation, "validation")
 
 
-class Trainer(Checkpointing):
+class Trainer:
     """The state of one training run; `fit` creates and runs one.
 
     Attributes:
@@ -101,6 +101,11 @@ class Trainer(Checkpointing):
                 "CrossEntropyLoss takes raw scores (logits) and applies the softmax itself: remove the model's final "
                 "Softmax (predict_proba still gives probabilities)"
             )
+        if isinstance(loss_fn, BCEWithLogitsLoss) and isinstance(last_layer(model), Sigmoid):
+            raise ValueError(
+                "BCEWithLogitsLoss takes a raw score (a logit) and applies the sigmoid itself: remove the model's "
+                "final Sigmoid, or train with BCELoss (predict_proba gives probabilities either way)"
+            )
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.scheduler, self.augment, self.distributed = scheduler, augment, distributed
         self.callbacks = list(callbacks)
@@ -112,6 +117,17 @@ class Trainer(Checkpointing):
         self.metadata = dict(metadata or {})
         self.has_validation = False
         self.epochs = 0
+        self.outputs = 1  # the model's output columns (K classes), seen at the first batch
+
+    # checkpoints (what they hold: nnlayers.training.checkpoint) -------------------------------------
+
+    def save_checkpoint(self, path: PathLike) -> None:
+        """Write the run's state (weights, optimizer, schedule, generators, history, callbacks) to ``path``."""
+        checkpoint.save_checkpoint(self, path)
+
+    def resume(self, path: PathLike) -> None:
+        """Continue from a checkpoint written by `save_checkpoint`; a mismatched run leaves the weights untouched."""
+        checkpoint.resume(self, path)
 
     # the loop -----------------------------------------------------------------------------------
 
@@ -121,8 +137,9 @@ class Trainer(Checkpointing):
         names = ["loss", "accuracy"]
         return names + [f"val_{n}" for n in names] if self.has_validation else names
 
-    def batches(self, data: Subset, batch_size: int, shuffle: bool) -> Iterator[Tuple[Array, Array]]:
-        """Inputs in the form the model takes and targets in the form the loss takes; one reused input buffer."""
+    def batches(self, data: Subset, batch_size: int, shuffle: bool) -> Iterator[Tuple[Array, Array, float, int]]:
+        """Per batch: inputs in the form the model takes, targets in the form the loss takes (this process's
+        part), that part's share of the batch's mean loss, and the whole batch's size; one reused input buffer."""
         dtype = self.model.dtype or np.dtype(np.float32)
         order = self.rng.permutation(data.indices) if shuffle else data.indices
         flatten = flattens_input(self.model)
@@ -132,11 +149,25 @@ class Trainer(Checkpointing):
         batches = iter_batches(
             data.x, order, batch_size, dtype=dtype, flatten=flatten and augment is None, reuse_buffer=True, shard=shard
         )
-        for x, chosen in batches:
+        for start, (x, chosen) in zip(range(0, len(order), batch_size), batches):
             if augment is not None:
                 x = augment(x, self.augment_rng)
                 x = x.reshape(len(x), -1) if flatten else x
-            yield x, self.loss_fn.targets(data.y[chosen], dtype)
+            targets = self.loss_fn.targets(data.y[chosen], dtype)
+            whole = order[start : start + batch_size]  # the batch all the processes share
+            yield x, targets, self._share(targets, whole, data), len(whole)
+
+    def _share(self, targets: Array, whole: np.ndarray, data: Subset) -> float:
+        """The part of the whole batch's mean loss this process's targets hold (1 on one process).
+
+        The mean divides by the batch's total weight (its count, or a weighted loss's sum of class
+        weights), so each process's mean counts by its share of that total: then the shares' gradients
+        add up to the whole batch's gradient, weighted or not.
+        """
+        if self.distributed is None or self.loss_fn.reduction != "mean":
+            return 1.0
+        total = self.loss_fn.total_weight(self.loss_fn.targets(data.y[whole], targets.dtype))
+        return self.loss_fn.total_weight(targets) / total if len(targets) else 0.0
 
     def _hits(self, pred: Array, y: Array) -> int:
         """How many predictions of the batch are right."""
@@ -150,19 +181,20 @@ class Trainer(Checkpointing):
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
         steps = self._progress(self.batches(data, batch_size, True), len(data), batch_size, show_bar)
-        for step, (x, y) in enumerate(steps):
+        for x, y, share, whole in steps:
             if len(y):  # a process's part of the last batch may be empty
                 pred = model(x)
+                self.outputs = pred.shape[-1] if pred.ndim > 1 else 1
                 loss = loss_fn(pred, y)
                 if not math.isfinite(loss) and group is None:  # (distributed: every process must keep stepping)
                     return {"loss": loss}
                 model.backward_params(loss_fn.backward())  # nobody needs the gradient of the pixels
-                total_loss += loss * len(y) if loss_fn.reduction == "mean" else loss
+                # the epoch's loss is the mean over examples of each batch's mean: this part's share of it
+                total_loss += loss * share * whole if loss_fn.reduction == "mean" else loss
                 correct += self._hits(pred, y)
                 seen += len(y)
             if group is not None:  # the whole batch's gradient, on every process
-                whole = min(batch_size, len(data) - step * batch_size)
-                group.allreduce_gradients(optimizer.params, len(y) / whole if loss_fn.reduction == "mean" else 1.0)
+                group.allreduce_gradients(optimizer.params, share)
             optimizer.step()
             optimizer.zero_grad()
         if group is not None:
@@ -172,8 +204,8 @@ class Trainer(Checkpointing):
         return {"loss": total_loss / seen, "accuracy": correct / seen}
 
     def _progress(
-        self, steps: Iterator[Tuple[Array, Array]], n: int, batch_size: int, show: bool
-    ) -> Iterator[Tuple[Array, Array]]:
+        self, steps: Iterator[Tuple[Array, Array, float, int]], n: int, batch_size: int, show: bool
+    ) -> Iterator[Tuple[Array, Array, float, int]]:
         if not show:
             return steps
         from tqdm.auto import tqdm  # a widget in notebooks, text in terminals
@@ -183,12 +215,12 @@ class Trainer(Checkpointing):
         )
         return iter(bar)
 
-    def diverged(self, loss: float) -> bool:
-        """A non-finite loss, or for the cross-entropy losses one far above guessing's."""
+    def diverged(self, loss: float, classes: int = 2) -> bool:
+        """A non-finite loss, or for the cross-entropy losses one far above guessing's (ln 2, or ln K for K classes)."""
         if not math.isfinite(loss):
             return True
-        if isinstance(self.loss_fn, (BCELoss, BCEWithLogitsLoss)):
-            return loss > DIVERGED_LOSS
+        if isinstance(self.loss_fn, (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss)):  # the epoch's loss is a mean
+            return loss > DIVERGED_FACTOR * math.log(max(2, classes))
         return False
 
     def fit(
@@ -213,7 +245,7 @@ class Trainer(Checkpointing):
                 start = time.perf_counter()
                 lr = self.optimizer.lr
                 logs = self.run_epoch(train, batch_size, show_bar)
-                if self.diverged(logs["loss"]):
+                if self.diverged(logs["loss"], self.outputs):
                     self.model.load_state_dict(best_state)
                     self.history.stop_reason = _diverged_message(self.epoch + 1, logs["loss"], lr, best_epoch)
                     self.history.diverged = True
@@ -249,15 +281,16 @@ class Trainer(Checkpointing):
             scores = evaluate(self.model, validation, self.loss_fn, batch_size=size)
             return scores["loss"], scores["accuracy"]
         part = Subset(validation.x, validation.y, group.shard(validation.indices))
-        loss_sum = correct = 0.0
+        loss_sum = correct = weight = 0.0
         if len(part):
             raw = model_outputs(self.model, part, size)
             targets = self.loss_fn.targets(part.labels(), raw.dtype)
             loss = self.loss_fn(raw, targets)
-            loss_sum = loss * len(part) if self.loss_fn.reduction == "mean" else loss
+            weight = self.loss_fn.total_weight(targets)  # a mean's denominator: the parts' means add up by it
+            loss_sum = loss * weight if self.loss_fn.reduction == "mean" else loss
             correct = self._hits(raw, targets)
-        loss_sum, correct, count = group.sum([loss_sum, correct, len(part)])
-        return loss_sum / count, correct / count
+        loss_sum, correct, count, weight = group.sum([loss_sum, correct, len(part), weight])
+        return loss_sum / (weight if self.loss_fn.reduction == "mean" else count), correct / count
 
     def _step_scheduler(self, logs: Mapping[str, float]) -> None:
         if isinstance(self.scheduler, ReduceLROnPlateau):
@@ -292,7 +325,11 @@ def _epoch_line(epoch: int, epochs: int, logs: Mapping[str, float]) -> str:
 
 
 def _diverged_message(epoch: int, loss: float, lr: float, best_epoch: int) -> str:
-    what = "became NaN or infinite" if not math.isfinite(loss) else f"rose to {loss:.3g}, over 10x that of guessing"
+    what = (
+        "became NaN or infinite"
+        if not math.isfinite(loss)
+        else f"rose to {loss:.3g}, over {DIVERGED_FACTOR}x that of guessing"
+    )
     kept = (
         f"the model holds the weights of epoch {best_epoch} again (its lowest training loss)"
         if best_epoch

@@ -8,8 +8,9 @@ import numpy as np
 
 from ...utils.checks import is_real
 from ...utils.types import Array
+from ..checks import check_float_input, check_grad_shape
 from ..functional import sigmoid, softmax
-from ..module import Layer, _check_grad_shape, check_float_input
+from ..module import Layer
 
 
 class Activation(Layer):
@@ -17,6 +18,8 @@ class Activation(Layer):
 
     Each keeps its output as ``saved("y")`` (the seed derives the gradients from ``A``).
     """
+
+    takes_images = None  # any shape: rows or images
 
     def _input(self, x: Array) -> Array:
         return check_float_input(type(self).__name__, x)
@@ -28,7 +31,7 @@ class Activation(Layer):
     def _grad(self, grad_y: Array) -> Tuple[Array, Array]:
         """The checked incoming gradient and the saved output."""
         y = self.saved("y")
-        return _check_grad_shape(self, grad_y, y.shape), y
+        return check_grad_shape(self, grad_y, y.shape), y
 
 
 class Tanh(Activation):
@@ -128,7 +131,7 @@ class LeakyReLU(Activation):
 
     def backward(self, grad_y: Array) -> Array:
         positive = self.saved("positive")
-        grad_y = _check_grad_shape(self, grad_y, positive.shape)
+        grad_y = check_grad_shape(self, grad_y, positive.shape)
         return np.where(positive, grad_y, grad_y * grad_y.dtype.type(self.negative_slope))
 
     def get_config(self) -> Dict[str, Any]:

@@ -17,6 +17,7 @@ from numpy.typing import DTypeLike
 
 from ...utils.checks import check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
+from ..checks import check_grad_shape
 from ..functional import column_sums, conv_input_grad, im2col, output_size
 from ..init import Initializer, initial_weights
 from ..module import Parameter
@@ -113,16 +114,17 @@ class Conv2D(SpatialLayer):
         y = cols @ self._weight_matrix()  # every output pixel of every filter in one product
         if self.bias is not None:
             y += self.bias.data
-        self.save_for_backward(cols=cols, x_shape=x.shape)
-        return y.reshape(x.shape[0], ho, wo, self.out_channels)
+        y_shape = (x.shape[0], ho, wo, self.out_channels)
+        self.save_for_backward(cols=cols, x_shape=x.shape, y_shape=y_shape)
+        return y.reshape(y_shape)
 
     def backward_params(self, grad_y: Array) -> None:
         """Accumulate ``weight.grad`` and ``bias.grad`` without computing the input gradient."""
         self._param_grads(grad_y)
 
     def _param_grads(self, grad_y: Array) -> Array:
-        cols = self.saved("cols")
-        g = np.asarray(grad_y, dtype=cols.dtype).reshape(cols.shape[0], self.out_channels)
+        cols, y_shape = self.saved("cols", "y_shape")
+        g = check_grad_shape(self, grad_y, y_shape).astype(cols.dtype, copy=False).reshape(cols.shape[0], -1)
         kh, kw = self.kernel_size
         grad_w = (cols.T @ g).reshape(kh, kw, self.in_channels, self.out_channels).transpose(3, 2, 0, 1)
         self.weight.accumulate(grad_w)

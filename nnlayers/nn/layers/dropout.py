@@ -8,7 +8,8 @@ import numpy as np
 
 from ...utils.checks import check_number, make_rng
 from ...utils.types import Array, RandomSource
-from ..module import Layer, check_float_input
+from ..checks import check_float_input
+from ..module import Layer
 
 
 class Dropout(Layer):
@@ -33,6 +34,8 @@ class Dropout(Layer):
         >>> drop.eval()(np.ones((1, 6)))
         array([[1., 1., 1., 1., 1., 1.]])
     """
+
+    takes_images = None  # element-wise: rows or images
 
     def __init__(self, p: float = 0.5, *, rng: Union[None, int, RandomSource] = None) -> None:
         super().__init__()

@@ -9,8 +9,9 @@ from numpy.typing import DTypeLike
 
 from ...utils.checks import check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
+from ..checks import check_float_input, check_grad_shape
 from ..init import Initializer, initial_weights
-from ..module import Layer, Parameter, _check_grad_shape, check_float_input
+from ..module import Layer, Parameter
 
 
 class Dense(Layer):
@@ -82,7 +83,7 @@ class Dense(Layer):
     def backward_params(self, grad_y: Array) -> None:
         """Accumulate ``dW`` and ``db`` without computing the input gradient."""
         x = self.saved("x")
-        grad_y = _check_grad_shape(self, grad_y, (x.shape[0], self.out_features)).astype(x.dtype, copy=False)
+        grad_y = check_grad_shape(self, grad_y, (x.shape[0], self.out_features)).astype(x.dtype, copy=False)
         self.weight.add_matmul(grad_y.T, x)  # seed: dW = 1/m dZ A_prev.T
         if self.bias is not None:
             self.bias.grad += grad_y.sum(axis=0)  # seed: db = 1/m sum(dZ)

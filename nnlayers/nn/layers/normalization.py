@@ -14,8 +14,9 @@ from numpy.typing import DTypeLike
 
 from ...utils.checks import check_number, check_positive_int
 from ...utils.types import Array
+from ..checks import check_float_input, check_grad_shape
 from ..functional import column_sums
-from ..module import Layer, Parameter, check_float_input
+from ..module import Layer, Parameter
 
 
 class _BatchNorm(Layer):
@@ -99,7 +100,9 @@ class _BatchNorm(Layer):
         else:
             out = rows * scale
             out += shift - mean * scale
-        self.save_for_backward(rows=rows, centred=centred, mean=mean, inv_std=inv_std, batch_stats=batch_stats)
+        self.save_for_backward(
+            rows=rows, centred=centred, mean=mean, inv_std=inv_std, batch_stats=batch_stats, x_shape=np.shape(x)
+        )
         return out.reshape(np.shape(x))
 
     def _update_running(self, mean: Array, var: Array, count: int) -> None:
@@ -112,10 +115,10 @@ class _BatchNorm(Layer):
         self.running_var += factor * unbiased
 
     def backward(self, grad_y: Array) -> Array:
-        rows, centred, mean, inv_std, batch_stats = self.saved("rows", "centred", "mean", "inv_std", "batch_stats")
-        grad_y = np.asarray(grad_y)
-        if grad_y.size != rows.size or grad_y.shape[-1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}.backward expected a gradient like its output, got {grad_y.shape}")
+        rows, centred, mean, inv_std, batch_stats, x_shape = self.saved(
+            "rows", "centred", "mean", "inv_std", "batch_stats", "x_shape"
+        )
+        grad_y = check_grad_shape(self, grad_y, x_shape)  # the output has the input's shape
         g = grad_y.reshape(rows.shape).astype(rows.dtype, copy=False)
         grad_bias = column_sums(g)
         # sum(g * normalised) without building normalised: inv_std * (sum(g x) - mean sum(g))

@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from ...utils.types import Array
+from ..checks import check_grad_shape
 from ..functional import output_size, pad_hw, windows
 from .spatial import IntPair, SpatialLayer, _check_images, _pair
 
@@ -157,16 +158,13 @@ class AvgPool2D(_Pool2D):
     def forward(self, x: Array) -> Array:
         x = _check_images(self, x, None)
         ho, wo = self._out_hw(x)
-        self.save_for_backward(x_shape=x.shape)
+        self.save_for_backward(x_shape=x.shape, y_shape=(x.shape[0], ho, wo, x.shape[3]))
         view = windows(pad_hw(x, self.padding), self.kernel_size, self.stride, (ho, wo))
         return view.mean(axis=(3, 4))
 
     def backward(self, grad_y: Array) -> Array:
-        x_shape = self.saved("x_shape")
-        grad_y = np.asarray(grad_y)
-        expected = (x_shape[0], *grad_y.shape[1:3], x_shape[3])
-        if grad_y.ndim != 4 or grad_y.shape != expected:
-            raise ValueError(f"AvgPool2D.backward expected a gradient of shape like {expected}, got {grad_y.shape}")
+        x_shape, y_shape = self.saved("x_shape", "y_shape")
+        grad_y = check_grad_shape(self, grad_y, y_shape)
         share = grad_y / (self.kernel_size[0] * self.kernel_size[1])
         return self._scatter(lambda i, j: share, x_shape, grad_y.dtype)
 

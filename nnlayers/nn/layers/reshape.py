@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...utils.types import Array
-from ..module import check_float_input
+from ..checks import check_float_input
 from .spatial import SpatialLayer
 
 

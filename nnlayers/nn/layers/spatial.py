@@ -8,7 +8,8 @@ import numpy as np
 
 from ...utils.checks import is_int
 from ...utils.types import Array
-from ..module import Layer, check_float_input
+from ..checks import check_float_input
+from ..module import Layer
 
 IntPair = Union[int, Tuple[int, int]]
 
