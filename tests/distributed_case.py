@@ -2,8 +2,21 @@
 
 import numpy as np
 
-from nnlayers import SGD, BCEWithLogitsLoss, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid, Tanh, fit
-from nnlayers.nn.losses import BCELoss
+from nnlayers import (
+    SGD,
+    BCELoss,
+    BCEWithLogitsLoss,
+    Conv2D,
+    CrossEntropyLoss,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    fit,
+)
 
 
 def run(case: str, distributed: bool):
@@ -23,6 +36,11 @@ def run(case: str, distributed: bool):
             ]
         )
         loss = BCEWithLogitsLoss()
+    elif case.startswith("weighted"):  # three unbalanced classes, class weights: shards weigh unequally
+        x = rng.normal(size=(400, 12)).astype(dtype)
+        y = np.digitize(x[:, 0] + 0.5 * x[:, 1], [0.3, 1.2])
+        model = Sequential([Dense(12, 6, rng=0, dtype=dtype), Tanh(), Dense(6, 3, rng=1, dtype=dtype)])
+        loss = CrossEntropyLoss(weight=np.array([1.0, 3.0, 7.0]))
     else:
         x = rng.normal(size=(400, 12)).astype(dtype)
         y = (x[:, 0] + x[:, 1] > 0).astype(int)

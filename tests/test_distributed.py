@@ -43,7 +43,7 @@ def mpirun(n, *args, env=None, timeout=300, **kwargs):
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, **kwargs)
 
 
-@pytest.mark.parametrize("case", ["tutorial float64", "tutorial float32", "cnn float64"])
+@pytest.mark.parametrize("case", ["tutorial float64", "tutorial float32", "cnn float64", "weighted ce float64"])
 def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path, case):
     sys.path.insert(0, str(Path(__file__).parent))
     from distributed_case import run

@@ -77,6 +77,13 @@ class OnnxGraph:
         self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [output], **attributes))
         return output
 
+    def add_layer(self, layer: Layer, x: str) -> str:
+        """Add the nodes of ``layer`` (built-in, nested, or with its own ``export_onnx``) on ``x``; return the output.
+
+        A block's ``export_onnx`` calls it for its children, then adds what its own ``forward`` does.
+        """
+        return _export_layer(self, layer, x, type(layer).__name__)
+
     def to_nchw(self, x: str) -> str:
         """The tensor in NCHW order (ONNX's convolution layout), transposing once if it is channels-last."""
         if self.layout == "nhwc":
