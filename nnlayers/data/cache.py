@@ -1,10 +1,12 @@
 """The decoded-image cache: a folder decoded once loads in a fraction of a second the next time.
 
 Each entry is two files in `default_cache_dir`: ``<key>.npy`` (the uint8 images) and
-``<key>.json`` (labels, paths, skipped files, the source folder, a CRC-32 of the array). The key
-covers every file's path, size and modification time and every decoding option, so a changed
-folder is decoded again. Entries are written atomically and fsynced, checked when read (a
-damaged entry is reported, removed and rebuilt, never used), read into memory rather than mapped
+``<key>.json`` (labels, paths, skipped files, the source folder, CRC-32s of the array, one per
+16 MiB block, computed on both cores). The key covers every file's path, size and modification
+time and every decoding option, so a changed folder is decoded again. Entries are written
+atomically but not fsynced (derived data: a write that a power cut tears is caught by the CRCs
+and rebuilt, so a cold load does not wait for the disk), checked when read (a damaged entry is
+reported, removed and rebuilt, never used), read into memory rather than mapped
 (so a cache file truncated by someone else cannot crash a running program), and bounded: only
 the `KEEP_PER_FOLDER` newest entries of each folder are kept.
 """
@@ -15,9 +17,11 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
 import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -27,7 +31,12 @@ import numpy as np
 from ..utils.files import atomic_write, atomic_write_bytes
 from ..utils.types import PathLike
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
+
+#: The array is checksummed in blocks of this many bytes, the blocks spread over two threads
+#: (zlib releases the GIL). Few large blocks: a thread that reads while the folder is indexed waits for
+#: the GIL once per block.
+CRC_BLOCK = 16 << 20
 
 
 #: Entries kept per source folder: each change to a folder makes a new entry.
@@ -45,7 +54,7 @@ def default_cache_dir() -> Path:
 def cache_key(files: Sequence[str], names: Sequence[str], stamps: Sequence[Tuple[int, int]], options: Mapping) -> str:
     """A digest of every file (path, size, modification time), its class and every option."""
     digest = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, **options}, sort_keys=True).encode())
-    digest.update(b"\0".join(map(os.fsencode, files)) + b"\1" + "\0".join(names).encode("utf-8", "surrogateescape"))
+    digest.update(os.fsencode("\0".join(files)) + b"\1" + "\0".join(names).encode("utf-8", "surrogateescape"))
     digest.update(np.array(stamps, np.int64).tobytes())
     return digest.hexdigest()[:32]
 
@@ -54,14 +63,62 @@ class _Damaged(Exception):
     """A cache entry that must not be used."""
 
 
-def read_entry(directory: Path, key: str) -> Optional[Tuple[np.ndarray, Dict[str, Any]]]:
+class Prefetch:
+    """The entry a folder had last, read on a thread while the folder is indexed (a warm load then costs
+    the longer of the two, not their sum); used only if the index gives the same key."""
+
+    def __init__(self, directory: Path, folder: PathLike, options: Mapping[str, Any]) -> None:
+        self.key: Optional[str] = None
+        self._result: Any = None
+        self._thread: Optional[threading.Thread] = None
+        try:
+            self.key = (directory / f"{_folder_tag(folder, options)}.latest").read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return
+        if not (self.key.isalnum() and (directory / f"{self.key}.json").exists()):
+            self.key = None
+            return
+        self._thread = threading.Thread(target=self._read, args=(directory, self.key), daemon=True)
+        self._thread.start()
+
+    def _read(self, directory: Path, key: str) -> None:
+        try:
+            meta = _read_meta(directory / f"{key}.json")
+            # one thread: the other core indexes the folder meanwhile
+            self._result = (_read_array(directory / f"{key}.npy", meta, threads=1), meta)
+        except _Damaged as damage:
+            self._result = damage
+
+    def result(self, key: str) -> Any:
+        """``(images, meta)`` or the `_Damaged` error, if the entry read is ``key``'s; else ``None``."""
+        if self._thread is None or key != self.key:
+            return None
+        self._thread.join()
+        return self._result
+
+
+def _folder_tag(folder: PathLike, options: Mapping[str, Any]) -> str:
+    """Names the pointer to the newest entry of a folder decoded with these options."""
+    text = json.dumps({"folder": os.fsdecode(os.path.abspath(folder)), **options}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def read_entry(
+    directory: Path, key: str, prefetched: Optional[Prefetch] = None
+) -> Optional[Tuple[np.ndarray, Dict[str, Any]]]:
     """The cached images and metadata, or ``None`` when there is no entry or it was damaged (then removed)."""
     meta_path, array_path = directory / f"{key}.json", directory / f"{key}.npy"
     if not meta_path.exists():
         return None
     try:
-        meta = _read_meta(meta_path)
-        images = _read_array(array_path, meta)
+        found = prefetched.result(key) if prefetched is not None else None
+        if isinstance(found, _Damaged):
+            raise found
+        if found is not None:
+            images, meta = found
+        else:
+            meta = _read_meta(meta_path)
+            images = _read_array(array_path, meta)
     except _Damaged as damage:
         warnings.warn(
             f"the image cache entry {meta_path} was damaged ({damage}); decoding the folder again", stacklevel=3
@@ -78,32 +135,68 @@ def _read_meta(path: Path) -> Dict[str, Any]:
         meta = json.loads(path.read_bytes())
     except (OSError, ValueError) as error:
         raise _Damaged(f"unreadable metadata: {error}") from None
-    fields = {"labels": list, "paths": list, "skipped": list, "crc32": int, "shape": list}
+    fields = {"labels": list, "paths": list, "skipped": list, "crc32_blocks": list, "shape": list}
     if not isinstance(meta, dict) or any(not isinstance(meta.get(k), t) for k, t in fields.items()):
         raise _Damaged("metadata without the expected fields")
     return meta
 
 
-def _read_array(path: Path, meta: Mapping[str, Any]) -> np.ndarray:
-    try:  # read, not mapped: a file truncated under a mapping kills the process (SIGBUS)
-        images = np.load(path, allow_pickle=False)
+def _read_array(path: Path, meta: Mapping[str, Any], threads: int = 2) -> np.ndarray:
+    """The entry's array, read block by block on ``threads`` threads, each block checked against its CRC as it arrives.
+
+    Read, not mapped: a file truncated under a mapping kills the process (SIGBUS).
+    """
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(handle)
+            offset = handle.tell()
+            if dtype != np.uint8 or fortran or list(shape) != meta["shape"] or shape[0] != len(meta["labels"]):
+                raise _Damaged(f"array of {dtype} {shape} does not match its metadata")
+            images = np.empty(shape, np.uint8)
+            flat = images.reshape(-1)
+            starts = range(0, len(flat), CRC_BLOCK)
+            if len(starts) != len(meta["crc32_blocks"]):
+                raise _Damaged("the array's size does not match its checksums")
+
+            def read_block(start: int) -> bool:
+                block = flat[start : start + CRC_BLOCK].data
+                got = os.preadv(handle.fileno(), [block], offset + start)  # releases the GIL, as zlib does
+                return got == len(block) and zlib.crc32(block) == meta["crc32_blocks"][start // CRC_BLOCK]
+
+            with ThreadPoolExecutor(threads) as pool:
+                intact = all(pool.map(read_block, starts))
+            if os.fstat(handle.fileno()).st_size != offset + len(flat):
+                raise _Damaged("the array file is longer or shorter than its array")
     except (OSError, ValueError, EOFError) as error:
         raise _Damaged(f"unreadable array: {error}") from None
-    if images.dtype != np.uint8 or list(images.shape) != meta["shape"] or len(images) != len(meta["labels"]):
-        raise _Damaged(f"array of {images.dtype} {images.shape} does not match its metadata")
-    if zlib.crc32(np.ascontiguousarray(images).data) != meta["crc32"]:
+    if not intact:
         raise _Damaged("checksum mismatch: the array's bytes changed")
     return images
 
 
-def write_entry(directory: Path, key: str, images: np.ndarray, meta: Dict[str, Any], folder: PathLike) -> None:
+def block_crcs(images: np.ndarray) -> List[int]:
+    """The CRC-32 of each `CRC_BLOCK` bytes of the array, computed on two threads."""
+    flat = np.ascontiguousarray(images).reshape(-1).view(np.uint8)
+    blocks = [flat[i : i + CRC_BLOCK] for i in range(0, len(flat), CRC_BLOCK)]
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(zlib.crc32, blocks))
+
+
+def write_entry(
+    directory: Path, key: str, images: np.ndarray, meta: Dict[str, Any], folder: PathLike, options: Mapping[str, Any]
+) -> None:
     """Store an entry (array first, metadata last: the metadata marks it complete), then prune the folder's old ones."""
     meta = {**meta, "folder": os.fsdecode(os.path.abspath(folder)), "shape": list(images.shape)}
-    meta["crc32"] = zlib.crc32(np.ascontiguousarray(images).data)
+    meta["crc32_blocks"] = block_crcs(images)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(directory / f"{key}.npy", lambda f: np.save(f, images, allow_pickle=False))
-        atomic_write_bytes(directory / f"{key}.json", [json.dumps(meta).encode()])
+        atomic_write(directory / f"{key}.npy", lambda f: np.save(f, images, allow_pickle=False), durable=False)
+        atomic_write_bytes(directory / f"{key}.json", [json.dumps(meta).encode()], durable=False)
+        atomic_write_bytes(directory / f"{_folder_tag(folder, options)}.latest", [key.encode()], durable=False)
     except OSError as error:
         warnings.warn(f"could not write the image cache in {directory}: {error}", stacklevel=3)
         return
@@ -162,6 +255,10 @@ def clear_cache(folder: Optional[PathLike] = None, directory: Optional[PathLike]
     for leftover in root.glob("*.npy") if wanted is None and root.is_dir() else []:  # arrays without metadata
         with contextlib.suppress(OSError):
             leftover.unlink()
+    for pointer in root.glob("*.latest") if root.is_dir() else []:  # pointers to entries that are gone
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if not (root / f"{pointer.read_text().strip()}.json").exists():
+                pointer.unlink()
     return removed
 
 

@@ -12,6 +12,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
@@ -31,7 +32,7 @@ def label_from_filename(name: str) -> Optional[str]:
         >>> label_from_filename("dog.7.jpg"), label_from_filename("123.jpg")
         ('dog', None)
     """
-    match = _FILENAME_CLASS.match(os.path.basename(name))
+    match = _FILENAME_CLASS.match(name.rpartition("/")[2] if "/" in name else name)
     return match.group(0).lower() if match else None
 
 
@@ -40,7 +41,8 @@ def is_hidden(name: str) -> bool:
 
 
 def is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    dot = name.rfind(".")  # what os.path.splitext takes as the extension, without its generality
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
 
 
 @dataclass
@@ -66,25 +68,55 @@ class FolderIndex:
 def _entries(path: str, index: FolderIndex) -> List[os.DirEntry]:
     try:
         with os.scandir(path) as it:
-            return sorted(it, key=lambda e: e.name)
+            entries = list(it)
     except OSError as error:
         index.problems.append((path, f"folder not readable ({error.strerror or error})"))
         return []
+    entries.sort(key=attrgetter("name"))
+    return entries
 
 
-def _walk(path: str, name: Optional[str], index: FolderIndex, seen: Set[Tuple[int, int]]) -> None:
+def _listing(path: str, index: FolderIndex) -> Tuple[List[os.DirEntry], List[Optional[os.stat_result]]]:
+    """The folder's entries that are not hidden, sorted by name, and their stats (``None`` where unusable)."""
+    entries = _entries(path, index)
+    visible = [e for e in entries if not is_hidden(e.name)]
+    index.ignored["hidden"] += len(entries) - len(visible)
+    try:
+        return visible, [e.stat() for e in visible]  # follows links: a link to a photo is a photo
+    except OSError:  # a broken link or an unreadable entry: find which, one by one
+        return visible, [_stat(e, index) for e in visible]
+
+
+def _stat(entry: os.DirEntry, index: FolderIndex) -> Optional[os.stat_result]:
+    """The entry's stat, following links (a link to a photo is a photo), or ``None`` with the problem noted."""
+    try:
+        return entry.stat()
+    except OSError as error:
+        reason = "broken link" if entry.is_symlink() else f"not readable ({error.strerror or error})"
+        index.problems.append((entry.path, reason))
+        return None
+
+
+def _walk(
+    path: str,
+    name: Optional[str],
+    index: FolderIndex,
+    seen: Set[Tuple[int, int]],
+    listing: Optional[Tuple[List[os.DirEntry], List[Optional[os.stat_result]]]] = None,
+) -> None:
     """Add the image files under ``path`` (recursively, sorted) with class ``name`` (or from the file name)."""
-    for entry in _entries(path, index):
-        if is_hidden(entry.name):
-            index.ignored["hidden"] += 1
+    # every load walks the folder, a cached one too: the work per photo is done in whole-list passes
+    visible, infos = _listing(path, index) if listing is None else listing
+    is_image = [i is not None and stat.S_ISREG(i.st_mode) and is_image_name(e.name) for e, i in zip(visible, infos)]
+    if all(is_image):  # the usual folder: photos only
+        _add_images(index, visible, infos, name)  # type: ignore[arg-type]
+        return
+    for entry, info, image in zip(visible, infos, is_image):  # in name order, sub-folders where they sort
+        if info is None:
             continue
-        try:
-            info = entry.stat()  # follows links: a link to a photo is a photo
-        except OSError as error:
-            reason = "broken link" if entry.is_symlink() else f"not readable ({error.strerror or error})"
-            index.problems.append((entry.path, reason))
-            continue
-        if stat.S_ISDIR(info.st_mode):
+        if image:
+            _add_images(index, [entry], [info], name)
+        elif stat.S_ISDIR(info.st_mode):
             key = (info.st_dev, info.st_ino)
             if key in seen:
                 index.problems.append((entry.path, "link loop (this folder is already being read)"))
@@ -92,12 +124,20 @@ def _walk(path: str, name: Optional[str], index: FolderIndex, seen: Set[Tuple[in
             _walk(entry.path, name, index, seen | {key})
         elif not is_image_name(entry.name):
             index.ignored["non-image"] += 1
-        elif not stat.S_ISREG(info.st_mode):
-            index.problems.append((entry.path, "not a regular file (a FIFO, device or socket), refused unread"))
         else:
-            index.files.append(entry.path)
-            index.names.append(name or label_from_filename(entry.name) or "")
-            index.stamps.append((info.st_size, info.st_mtime_ns))
+            index.problems.append((entry.path, "not a regular file (a FIFO, device or socket), refused unread"))
+
+
+def _add_images(
+    index: FolderIndex, entries: List[os.DirEntry], infos: List[os.stat_result], name: Optional[str]
+) -> None:
+    index.files += [e.path for e in entries]
+    if name:
+        index.names += [name] * len(entries)
+    else:  # label_from_filename, inlined: the class word of every photo's name
+        words = [_FILENAME_CLASS.match(e.name) for e in entries]
+        index.names += [word.group(0).lower() if word else "" for word in words]
+    index.stamps += [(i.st_size, i.st_mtime_ns) for i in infos]
 
 
 def index_folder(root: Path, labels: str = "auto") -> FolderIndex:
@@ -107,23 +147,23 @@ def index_folder(root: Path, labels: str = "auto") -> FolderIndex:
         ValueError: With file-name labels, files whose names do not start with a class word.
     """
     index = FolderIndex()
-    entries = _entries(str(root), index)
     top = os.stat(root)
-    subdirs = [e for e in entries if not is_hidden(e.name) and _is_dir(e)]
+    listed = FolderIndex()  # what listing the top folder finds wrong counts only where its files are used
+    visible, infos = _listing(str(root), listed)
+    is_dir = [info is not None and stat.S_ISDIR(info.st_mode) for info in infos]
     if labels == "auto":
-        has_top_images = any(not is_hidden(e.name) and is_image_name(e.name) and not _is_dir(e) for e in entries)
-        labels = "folders" if subdirs and not has_top_images else "filename"
+        has_top_images = any(not d and is_image_name(e.name) for e, d in zip(visible, is_dir))
+        labels = "folders" if any(is_dir) and not has_top_images else "filename"
     if labels == "folders":
-        for entry in entries:
-            if is_hidden(entry.name):
-                index.ignored["hidden"] += 1
-            elif entry not in subdirs:
-                index.ignored["outside class folders"] += 1
-        for sub in subdirs:
+        index.ignored["hidden"] += listed.ignored["hidden"]
+        index.ignored["outside class folders"] += len(visible) - sum(is_dir)
+        for sub in (e for e, d in zip(visible, is_dir) if d):
             _walk(sub.path, sub.name, index, {(top.st_dev, top.st_ino)})
         return index
-    _walk(str(root), None, index, {(top.st_dev, top.st_ino)})
-    unlabeled = [os.path.basename(p) for p, n in zip(index.files, index.names) if not n]
+    index.ignored["hidden"] += listed.ignored["hidden"]
+    index.problems += listed.problems
+    _walk(str(root), None, index, {(top.st_dev, top.st_ino)}, (visible, infos))
+    unlabeled = [os.path.basename(p) for p, n in zip(index.files, index.names) if not n] if "" in index.names else []
     if unlabeled:
         raise ValueError(
             f"cannot infer labels from the file names in {root}: {len(unlabeled)} files such as "

@@ -176,8 +176,16 @@ def read_image_bytes(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> byte
             raise ImageLoadError("not a regular file (a FIFO, device or socket), refused unread")
         if info.st_size > max_bytes:
             raise ImageLoadError(f"{info.st_size:,} bytes is over max_bytes={max_bytes:,}, refused unread")
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(max_bytes + 1)
+        # read what fstat says, then to the end: read(max_bytes + 1) would allocate 256 MB for every photo
+        chunks, total, want = [], 0, info.st_size + 1
+        while total <= max_bytes:
+            chunk = os.read(fd, min(want, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            want = 1 << 16
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
     if len(data) > max_bytes:  # it grew while we read it

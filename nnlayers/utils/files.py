@@ -21,12 +21,13 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None], *, durable: bool = True) -> Path:
     """Write a file through ``write(handle)`` so that it appears complete or not at all.
 
     The data goes to a temporary file in the same folder (named after the process, so that
     leftovers of a killed writer can be told apart), is flushed and fsynced, and replaces the
-    target with one rename. A symlink is written through to its target; the target keeps the
+    target with one rename. ``durable=False`` skips the fsyncs, for derived data that is checked
+    when read (the image cache): readers still never see half a file, but a power cut may lose it. A symlink is written through to its target; the target keeps the
     mode of the file it replaces (a new file gets the usual mode under the umask). After the
     rename, temporary files that killed writers left beside the same target are removed.
 
@@ -39,30 +40,32 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)  # atomic: readers see the old file or the new one, never half
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    if durable:
+        with contextlib.suppress(OSError):  # make the rename itself durable
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     remove_stale_temps(target)
     return target
 
 
-def atomic_write_bytes(path: PathLike, chunks: Iterable[bytes]) -> Path:
+def atomic_write_bytes(path: PathLike, chunks: Iterable[bytes], *, durable: bool = True) -> Path:
     """`atomic_write` of the given byte strings, one after another."""
 
     def write(handle: IO[bytes]) -> None:
         for chunk in chunks:
             handle.write(chunk)
 
-    return atomic_write(path, write)
+    return atomic_write(path, write, durable=durable)
 
 
 def _mode_for(target: Path) -> int:
