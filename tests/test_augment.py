@@ -35,24 +35,30 @@ def test_flip_mirrors_some_images_left_right():
 
 
 def test_crop_shifts_each_image_within_the_padding():
-    x = batch(n=20)
-    out = RandomCrop(padding=2)(x, np.random.default_rng(1))
-    assert out.shape == x.shape
-    for image, shifted in zip(x, out):
-        found = [
-            (dy, dx)
-            for dy in range(-2, 3)
-            for dx in range(-2, 3)
-            if np.array_equal(shifted[max(0, -dy) : 8 - max(0, dy), max(0, -dx) : 10 - max(0, dx)],
-                              image[max(0, dy) : 8 + min(0, dy), max(0, dx) : 10 + min(0, dx)])
-        ]  # fmt: skip
-        assert found  # a shifted copy, with zeros where the image left the frame
+    """Each image is the window at its own random offset of the padded image, the border filled."""
+    x, p, fill = batch(n=20), 2, 0.25
+    out = RandomCrop(padding=p, fill=fill)(x, np.random.default_rng(1))
+    shifts = np.random.default_rng(1).integers(-p, p + 1, size=(20, 2))  # the same draws, by hand
+    assert out.shape == x.shape and (shifts != 0).any(axis=1).sum() >= 15  # most images do move
+    for image, cropped, (dy, dx) in zip(x, out, shifts):
+        padded = np.pad(image, ((p, p), (p, p), (0, 0)), constant_values=fill)
+        np.testing.assert_array_equal(cropped, padded[p + dy : p + dy + 8, p + dx : p + dx + 10])
+    moved = [i for i, (dy, dx) in enumerate(shifts) if dy > 0]
+    assert moved and all(np.all(out[i, -1] == fill) for i in moved)  # the uncovered rows hold the fill
 
 
-def test_jitter_keeps_pixels_in_range_and_changes_brightness():
+def test_jitter_keeps_pixels_in_range_and_follows_its_formula():
+    """Brightness b and contrast c per image: y = clip((x b - m b) c + m b), m the image's mean."""
     x = batch()
-    out = ColorJitter(0.5, 0.5)(x.copy(), np.random.default_rng(2))
+    out = ColorJitter(0.5, 0.4)(x.copy(), np.random.default_rng(2))
+    rng = np.random.default_rng(2)
+    b = rng.uniform(0.5, 1.5, len(x)).reshape(-1, 1, 1, 1)
+    c = rng.uniform(0.6, 1.4, len(x)).reshape(-1, 1, 1, 1)
+    m = x.astype(np.float64).mean(axis=(1, 2, 3), keepdims=True)
+    expected = np.clip((x * b - m * b) * c + m * b, 0, 1)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
     assert out.min() >= 0 and out.max() <= 1 and not np.allclose(out, x)
+    assert (out == 1).any() or (out == 0).any()  # the clip was reached: it is part of what is checked
 
 
 def test_augmentation_is_deterministic_under_a_seed():

@@ -52,6 +52,15 @@ def test_training_step_keeps_the_model_dtype(dtype, input_dtype):
 
 
 def test_logits_loss_keeps_float32():
+    """float32 in, float32 gradient out, and the same numbers as in float64: sigmoid(z) - y over N."""
+    z = np.array([[-3.0], [0.5], [40.0]], dtype=np.float32)
+    y = np.array([1.0, 0.0, 1.0])
     loss_fn = BCEWithLogitsLoss()
-    loss_fn(np.zeros((3, 1), dtype=np.float32), np.ones(3))
-    assert loss_fn.backward().dtype == np.float32
+    loss = loss_fn(z, y)
+    grad = loss_fn.backward()
+    assert grad.dtype == np.float32
+    z64 = z.astype(np.float64)
+    expected_grad = (1 / (1 + np.exp(-z64)) - y[:, None]) / 3
+    expected_loss = np.mean(np.logaddexp(0, z64[:, 0]) - y * z64[:, 0])
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-7)
+    assert loss == pytest.approx(expected_loss, rel=1e-6)

@@ -78,10 +78,16 @@ def test_state_dict_resumes_a_schedule_exactly():
 
 
 def test_schedule_values_does_not_touch_the_optimizer():
-    opt = SGD([Parameter(np.zeros(1))], lr=0.1)
+    opt = SGD([Parameter(np.zeros(1))], lr=1.0)
+    opt.lr = 0.1  # not the rate the optimizer was built with: the schedule starts from 0.1
     scheduler = StepLR(opt, 2, 0.1)
+    scheduler.step()
+    scheduler.step()  # part-way through: the optimizer is at 0.01
     np.testing.assert_allclose(schedule_values(scheduler, 5), [0.1, 0.1, 0.01, 0.01, 0.001])
-    assert opt.lr == 0.1 and scheduler.last_epoch == 0
+    assert opt.lr == pytest.approx(0.01) and scheduler.last_epoch == 2
+    plateau = ReduceLROnPlateau(opt, patience=0, factor=0.5)
+    np.testing.assert_allclose(schedule_values(plateau, 3, metrics=[1.0, 2.0, 3.0]), [0.01, 0.01, 0.005])
+    assert opt.lr == pytest.approx(0.01) and plateau.num_bad_epochs == 0
 
 
 def test_bad_arguments():
