@@ -44,3 +44,14 @@ def tiny_disk(tmp_path):
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     yield mount
     subprocess.run(["umount", str(mount)], check=False)
+
+
+def step_both_optimizers(rng, ours, theirs, opt, topt, torch) -> None:
+    """One step of our optimizer and torch's on the same random gradients (values that are not 1)."""
+    for p, tp in zip(ours, theirs):
+        g = rng.normal(size=p.shape) * rng.uniform(0.1, 3)
+        p.grad[...] = g
+        tp.grad = torch.tensor(g)
+    opt.step()
+    opt.zero_grad()
+    topt.step()

@@ -22,6 +22,8 @@ from nnlayers import (
 from nnlayers.optim.fused import FUSED_MIN_SIZE
 from nnlayers.optim.schedules import schedule_values
 
+from .conftest import step_both_optimizers
+
 SHAPES = [(80, 64), (80,), (64, 5), (5,)]  # the weights above the fused update's threshold
 
 
@@ -79,13 +81,7 @@ def test_two_groups_with_a_schedule_agree_with_torch_over_thirty_steps(name, sch
     else:
         sched, tsched = StepLR(opt, 2, 0.5), torch.optim.lr_scheduler.StepLR(topt, 2, 0.5)
     for step in range(30):
-        grads = [rng.normal(size=a.shape) * rng.uniform(0.1, 3) for a in start]
-        for p, tp, g in zip(ours, theirs, grads):
-            p.grad[...] = g
-            tp.grad = torch.tensor(g)
-        opt.step()
-        opt.zero_grad()
-        topt.step()
+        step_both_optimizers(rng, ours, theirs, opt, topt, torch)
         if step % 3 == 2:  # a schedule step every few optimizer steps, as per epoch
             sched.step()
             tsched.step()

@@ -5,6 +5,8 @@ import pytest
 
 from nnlayers import SGD, BCELoss, BCEWithLogitsLoss, Dense, ReLU, Sequential, Sigmoid, Tanh
 
+from .conftest import step_both_optimizers
+
 torch = pytest.importorskip("torch", reason="PyTorch not installed: parity with torch not checked")
 
 
@@ -302,13 +304,7 @@ def test_thirty_optimizer_steps_agree_with_torch(name):
     theirs = [torch.nn.Parameter(torch.tensor(a)) for a in start]
     opt, topt = make_ours(ours), make_theirs(theirs)
     for _ in range(30):
-        grads = [rng.normal(size=a.shape) * rng.uniform(0.1, 3) for a in start]  # values that are not 1
-        for p, tp, g in zip(ours, theirs, grads):
-            p.grad[...] = g
-            tp.grad = torch.tensor(g)
-        opt.step()
-        opt.zero_grad()
-        topt.step()
+        step_both_optimizers(rng, ours, theirs, opt, topt, torch)
     for p, tp in zip(ours, theirs):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=0, atol=1e-10)
 
