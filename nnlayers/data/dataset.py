@@ -14,11 +14,8 @@ import os
 import signal
 import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -226,6 +223,10 @@ def _decode_all(
     With several workers on Linux the array is shared memory that the forked workers write into,
     each image in its row: only the names of bad files travel back, not 12 KB of pixels per photo.
     """
+    from concurrent.futures import ProcessPoolExecutor  # the process machinery loads with the first decode
+    from concurrent.futures.process import BrokenProcessPool
+    from multiprocessing import get_context
+
     decode = partial(decode_file, target=target, **{k: v for k, v in options.items() if k != "size"})  # type: ignore[arg-type]
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     start = os.environ.get("NNLAYERS_START_METHOD") or ("fork" if sys.platform.startswith("linux") else "spawn")
