@@ -7,8 +7,8 @@ that no test notices "survives" and points at a gap (or is equivalent: a change 
 same, such as ``<`` for ``<=`` where the two never differ). Prints the score and every survivor.
 
     python tools/mutation.py                        # the core modules, 25 sampled mutants each
-    python tools/mutation.py --modules conv norm --sample 40
-    python tools/mutation.py --modules layers --sample 0      # every mutant of layers.py
+    python tools/mutation.py --modules nn/layers/conv nn/layers/normalization --sample 40
+    python tools/mutation.py --modules nn/layers/linear --sample 0      # every mutant of that module
 
 It takes minutes, so it is not part of CI: run it after changing a core module, and before a
 release (see CONTRIBUTING in the README).
@@ -31,16 +31,28 @@ from typing import Dict, List, Optional, Tuple
 REPO = Path(__file__).resolve().parents[1]
 
 #: The tests that exercise each module (fast ones: no command line, no photos).
-TESTS: Dict[str, List[str]] = {
-    "layers": [
-        "test_layers",
-        "test_gradcheck",
-        "test_seed_parity",
-        "test_torch_parity",
-        "test_container",
-        "test_bad_inputs",
-    ],
-    "losses": [
+_LAYERS = [
+    "test_layers",
+    "test_gradcheck",
+    "test_seed_parity",
+    "test_torch_parity",
+    "test_container",
+    "test_bad_inputs",
+]
+_OPTIM = [
+    "test_optim",
+    "test_param_groups",
+    "test_torch_parity",
+    "test_seed_parity",
+    "test_schedules",
+    "test_bad_inputs",
+]
+_CONV = ["test_conv", "test_torch_parity", "test_export"]
+_NORM = ["test_norm", "test_torch_parity"]
+TESTS: Dict[str, List[str]] = {  # by module path under nnlayers/
+    "nn/layers/linear": _LAYERS,
+    "nn/layers/activation": _LAYERS,
+    "nn/losses": [
         "test_losses",
         "test_gradcheck",
         "test_seed_parity",
@@ -48,17 +60,27 @@ TESTS: Dict[str, List[str]] = {
         "test_train",
         "test_bad_inputs",
     ],
-    "optim": ["test_optim", "test_torch_parity", "test_seed_parity", "test_schedules", "test_bad_inputs"],
-    "container": ["test_container", "test_module", "test_gradcheck", "test_layers", "test_bad_inputs"],
-    "module": ["test_module", "test_container", "test_serialize", "test_dtypes", "test_layers", "test_bad_inputs"],
+    "optim/optimizer": _OPTIM,
+    "optim/sgd": _OPTIM,
+    "optim/adam": _OPTIM,
+    "optim/rmsprop": _OPTIM,
+    "optim/clipping": _OPTIM,
+    "nn/container": ["test_container", "test_module", "test_gradcheck", "test_layers", "test_bad_inputs"],
+    "nn/module": ["test_module", "test_container", "test_serialize", "test_dtypes", "test_layers", "test_bad_inputs"],
+    "nn/checks": ["test_bad_inputs", "test_review_defects", "test_layers"],
     "gradcheck": ["test_gradcheck", "test_norm", "test_learner", "test_bad_inputs"],
-    "init": ["test_layers", "test_seed_parity", "test_conv", "test_learner", "test_serialize"],
-    "functional": ["test_conv", "test_losses", "test_layers", "test_gradcheck", "test_torch_parity"],
-    "conv": ["test_conv", "test_torch_parity", "test_export"],
-    "norm": ["test_norm", "test_torch_parity"],
-    "schedules": ["test_schedules", "test_torch_parity"],
+    "nn/init": ["test_layers", "test_seed_parity", "test_conv", "test_learner", "test_serialize"],
+    "nn/functional": ["test_conv", "test_losses", "test_layers", "test_gradcheck", "test_torch_parity"],
+    "nn/layers/conv": _CONV,
+    "nn/layers/pooling": _CONV,
+    "nn/layers/normalization": _NORM,
+    "nn/layers/dropout": _NORM,
+    "optim/schedules": ["test_schedules", "test_param_groups", "test_torch_parity"],
 }
-CORE = ["layers", "losses", "optim", "container", "module", "gradcheck", "init"]
+CORE = [
+    "nn/layers/linear", "nn/layers/activation", "nn/losses", "optim/optimizer", "optim/sgd", "optim/adam",
+    "nn/container", "nn/module", "gradcheck", "nn/init",
+]  # fmt: skip
 
 SWAPS = {
     ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
