@@ -173,13 +173,6 @@ def index_folder(root: Path, labels: str = "auto") -> FolderIndex:
     return index
 
 
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
 def image_files(folder: str) -> List[str]:
     """Every image file under ``folder``, sorted (what ``nnlayers predict FOLDER`` predicts)."""
     index = FolderIndex()
