@@ -191,7 +191,7 @@ def test_a_tiny_file_declaring_a_huge_layer_is_refused_without_allocating(tmp_pa
             print("REFUSED", error)
         """
     )
-    assert "REFUSED" in out and "missing 0.weight" in out
+    assert "REFUSED" in out and "400,020,000 values, more than the 0" in out  # refused before it is built
     assert peak < baseline_mb() + 50 and seconds < 10  # 20000 x 20000 float32 would be 1.6 GB, twice
 
 

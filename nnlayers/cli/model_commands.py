@@ -159,10 +159,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..saving.serialize import build, read_header
+    from ..saving.modelfile import ModelFile
+    from ..saving.serialize import build
 
-    header = read_header(args.model)
-    model = build(header["architecture"])
+    with ModelFile(args.model) as f:  # the layers may claim no more values than the file holds
+        header, budget = f.header, f.weight_values()
+    model = build(header["architecture"], budget=budget)
     n_params = sum(p.size for p in model.parameters())
     print(f"file            {args.model}")
     print(f"format version  {header['format_version']} (written by nnlayers {header.get('nnlayers_version')})")

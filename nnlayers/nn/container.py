@@ -61,8 +61,12 @@ class Sequential(Layer):
                 raise TypeError(f"Sequential expected layers or a list of layers, got {type(layers[0]).__name__}")
             layers = tuple(layers[0])
         self._layers: List[Layer] = []
-        for layer in layers:
-            self.append(layer)  # type: ignore[arg-type]
+        self.__dict__["_building_ids"] = {id(self)}  # one set of the layers inside: building is linear
+        try:
+            for layer in layers:
+                self.append(layer)  # type: ignore[arg-type]
+        finally:
+            del self.__dict__["_building_ids"]
 
     def append(self, layer: Layer) -> Sequential:
         """Add ``layer`` at the end; return ``self``."""

@@ -95,32 +95,62 @@ def get_initializer(init: Union[str, Initializer]) -> Initializer:
         raise ValueError(f"unknown init {init!r}; expected one of {sorted(INITIALIZERS)} or a callable") from None
 
 
-#: True while a model file is being loaded: layers get weights that the file will overwrite. A
-#: context variable, so that a load in one thread (a server) never leaves another thread's new
-#: layers without weights.
-_SKIP_INIT: ContextVar[bool] = ContextVar("nnlayers_skip_init", default=False)
+class _Unset:
+    """While a model file is built: layers get arrays that the file will overwrite, and may claim at most
+    ``budget`` values in all (the file's arrays), so a small file cannot make a layer allocate gigabytes."""
+
+    def __init__(self, budget: Optional[int]) -> None:
+        self.budget = budget
+
+    def claim(self, shape: Shape) -> None:
+        if self.budget is None:
+            return
+        count = math.prod(shape)
+        if count > self.budget:
+            raise ValueError(
+                f"its weights would take {count:,} values, more than the {self.budget:,} left in the file's arrays"
+            )
+        self.budget -= count
+
+
+#: Set while a model file is being loaded. A context variable, so that a load in one thread (a
+#: server) never leaves another thread's new layers without weights.
+_SKIP_INIT: ContextVar[Optional[_Unset]] = ContextVar("nnlayers_skip_init", default=None)
 
 
 @contextlib.contextmanager
-def weights_left_unset() -> Iterator[None]:
+def weights_left_unset(budget: Optional[int] = None) -> Iterator[None]:
     """Within the block, layers allocate their weights without drawing or writing them (``numpy.empty``).
 
     Model files use it: the weights are read from the file next, so drawing random numbers
     first would cost time and, for a large layer, memory (PyTorch's ``skip_init`` does the same).
-    It holds for the calling thread only.
+    With ``budget``, the layers built in the block may claim at most that many values in all (a
+    `ValueError` otherwise, before anything is allocated). It holds for the calling thread only.
     """
-    token = _SKIP_INIT.set(True)
+    token = _SKIP_INIT.set(_Unset(budget))
     try:
         yield
     finally:
         _SKIP_INIT.reset(token)
 
 
+def filled(shape: Union[int, Shape], value: float, dtype: np.dtype) -> np.ndarray:
+    """An array of ``value`` (BatchNorm's ones and zeros); unwritten, and counted, while a model file is built."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    unset = _SKIP_INIT.get()
+    if unset is not None:
+        unset.claim(shape)
+        return np.empty(shape, dtype)
+    return np.full(shape, value, dtype)
+
+
 def initial_weights(
     init: Union[str, Initializer], shape: Shape, bias: bool, rng: RandomSource, dtype: np.dtype
 ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """A layer's starting weight and bias: biases are zero (as in the seed), except with ``"torch"``."""
-    if _SKIP_INIT.get():
+    unset = _SKIP_INIT.get()
+    if unset is not None:
+        unset.claim((math.prod(shape) + (shape[0] if bias else 0),))
         return np.empty(shape, dtype), (np.empty(shape[0], dtype) if bias else None)
     weight = np.asarray(get_initializer(init)(shape, rng), dtype=dtype)
     if not bias:

@@ -211,7 +211,8 @@ class Layer:
             params[name] = value
         elif isinstance(value, Layer):
             if children.get(name) is not value:
-                self._refuse_shared(name, value)
+                own = self.__dict__.get("_building_ids")  # kept by a container filling itself
+                self._refuse_shared(name, value, own if own is not None else {id(m) for _, m in self.named_modules()})
             params.pop(name, None)
             children[name] = value
             value.__dict__["_has_parent"] = True
@@ -230,10 +231,14 @@ class Layer:
             value = buffers[name]
         object.__setattr__(self, name, value)
 
-    def _refuse_shared(self, name: str, layer: Layer) -> None:
-        """A layer object may appear once in a model: it keeps one cache, and the second call would overwrite it."""
-        own = {id(m) for _, m in self.named_modules()}
-        for _, inner in layer.named_modules():
+    def _refuse_shared(self, name: str, layer: Layer, own: set) -> None:
+        """A layer object may appear once in a model: it keeps one cache, and the second call would overwrite it.
+
+        ``own`` holds the ids of the layers already in this one; those of ``layer`` are added to it (a
+        container adding many layers keeps one set: linear, not quadratic, in their number).
+        """
+        inside = [inner for _, inner in layer.named_modules()]
+        for inner in inside:
             if id(inner) in own:
                 what = "this layer itself" if inner is self else f"a {type(inner).__name__} that is already in it"
                 raise ValueError(
@@ -241,6 +246,7 @@ class Layer:
                     "A layer object can appear only once in a model (it keeps one forward cache); create a "
                     "second layer, and copy the weights if they should start equal"
                 )
+        own.update(id(inner) for inner in inside)
 
     def named_children(self) -> Iterator[Tuple[str, Layer]]:
         """Yield ``(name, layer)`` for each direct sub-layer."""

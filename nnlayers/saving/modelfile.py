@@ -211,6 +211,10 @@ class ModelFile:
             raise self._error(f"{data_bytes - expected_offset} bytes of array data are not described by the header")
         return checked
 
+    def weight_values(self) -> int:
+        """How many values the file's weight arrays hold: all that its layers may claim when built."""
+        return sum(math.prod(shape) for name, (_, shape, _) in self.table.items() if name.startswith("weights."))
+
     def read_into(self, name: str, out: np.ndarray) -> None:
         """Read array ``name`` straight into ``out`` (same shape; cast when the dtypes differ)."""
         dtype, shape, offset = self.table[name]

@@ -36,6 +36,11 @@ from .modelfile import FORMAT_VERSION, ModelFile, ModelFileError, encode, read_a
 MAX_DEPTH = 64
 
 
+#: How many layers a model file may describe, containers included (more is refused before building:
+#: a file of this many takes a few seconds to load).
+MAX_LAYERS = 100_000
+
+
 LayerT = TypeVar("LayerT", bound=Type[Layer])
 
 
@@ -151,13 +156,23 @@ def describe(layer: Layer) -> Dict[str, Any]:
 
 
 def build(
-    architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str, Type[Layer]]] = None, _depth: int = 0
+    architecture: Mapping[str, Any],
+    custom_layers: Optional[Mapping[str, Type[Layer]]] = None,
+    *,
+    budget: Optional[int] = None,
 ) -> Layer:
     """Build a layer or model from `describe` output, using only known layer classes.
 
     Weights are left unset (``numpy.empty``: no random numbers drawn, no memory touched): the
-    caller loads them.
+    caller loads them. ``budget`` (the number of values a file's arrays hold) bounds what the
+    layers may claim: a layer that claims more is refused before it allocates anything.
     """
+    count_layers(architecture)
+    with weights_left_unset(budget):
+        return _build(architecture, custom_layers, 0)
+
+
+def _build(architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str, Type[Layer]]], _depth: int) -> Layer:
     if _depth > MAX_DEPTH:
         raise ModelFileError(f"bad architecture: Sequential models nested more than {MAX_DEPTH} deep")
     if not isinstance(architecture, Mapping) or not isinstance(architecture.get("type"), str):
@@ -167,7 +182,7 @@ def build(
         layers = architecture.get("layers")
         if not isinstance(layers, list):
             raise ModelFileError("bad architecture: Sequential without a list of layers")
-        return Sequential([build(entry, custom_layers, _depth + 1) for entry in layers])
+        return Sequential([_build(entry, custom_layers, _depth + 1) for entry in layers])
     module = architecture.get("module")
     if module is not None and not isinstance(module, str):
         raise ModelFileError(f"bad architecture entry: module {module!r} of {name}")
@@ -185,10 +200,23 @@ def build(
     if "layers" in architecture:
         return _build_sequential_subclass(cls, architecture, config, custom_layers, _depth)
     try:
-        with weights_left_unset():
-            return cls(**config)
+        return cls(**config)
     except (TypeError, ValueError, OverflowError, MemoryError) as error:
         raise ModelFileError(f"cannot build {name} from its saved config {str(config)[:200]}: {error}") from None
+
+
+def count_layers(architecture: Any) -> int:
+    """How many layers an architecture describes (containers included), refused above `MAX_LAYERS`."""
+    count, pending = 0, [architecture]
+    while pending:  # iterative: a deep file cannot exhaust the stack here
+        entry = pending.pop()
+        count += 1
+        if count > MAX_LAYERS:
+            raise ModelFileError(f"bad architecture: more than {MAX_LAYERS:,} layers (a model file holds at most that many)")
+        children = entry.get("layers") if isinstance(entry, Mapping) else None
+        if isinstance(children, list):
+            pending.extend(children)
+    return count
 
 
 def _build_sequential_subclass(
@@ -204,10 +232,9 @@ def _build_sequential_subclass(
     if not (isinstance(cls, type) and issubclass(cls, Sequential)) or not isinstance(saved, list):
         raise ModelFileError(f"bad architecture: {name} is saved with a list of layers but is not a Sequential")
     if cls.__init__ is Sequential.__init__:
-        return cls([build(entry, custom_layers, depth + 1) for entry in saved])
+        return cls([_build(entry, custom_layers, depth + 1) for entry in saved])
     try:
-        with weights_left_unset():
-            block = cls(**config)
+        block = cls(**config)
     except (TypeError, ValueError, OverflowError, MemoryError) as error:
         raise ModelFileError(f"cannot build {name} from its saved config {str(config)[:200]}: {error}") from None
     if describe(block).get("layers") != saved:
@@ -333,7 +360,7 @@ def load(path: PathLike, *, custom_layers: Optional[Mapping[str, Type[Layer]]] =
     """
     with ModelFile(path) as f:
         header = f.header
-        model = build(header["architecture"], custom_layers)
+        model = build(header["architecture"], custom_layers, budget=f.weight_values())
         targets = model._state_arrays()
         stored = {name[len("weights.") :]: name for name in f.table if name.startswith("weights.")}
         problems = [f"missing {k}" for k in targets if k not in stored] + [

@@ -16,6 +16,7 @@ from ...utils.checks import check_number, check_positive_int
 from ...utils.types import Array
 from ..checks import check_float_input, check_grad_shape
 from ..functional import column_sums
+from ..init import filled
 from ..module import Layer, Parameter
 
 
@@ -55,11 +56,12 @@ class _BatchNorm(Layer):
         self.momentum = None if momentum is None else check_number(f"{name} momentum", momentum, high=1.0)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         dtype = np.dtype(dtype)
-        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
+        # filled: a model file's claim of a size is checked against the file's arrays before any allocation
+        self.weight = Parameter(filled(num_features, 1.0, dtype)) if affine else None
+        self.bias = Parameter(filled(num_features, 0.0, dtype)) if affine else None
         if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(num_features, dtype))
-            self.register_buffer("running_var", np.ones(num_features, dtype))
+            self.register_buffer("running_mean", filled(num_features, 0.0, dtype))
+            self.register_buffer("running_var", filled(num_features, 1.0, dtype))
             self.register_buffer("num_batches_tracked", np.array(0, np.int64))
 
     def _array_dtype(self) -> Optional[np.dtype]:
