@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
 def describe_error(error: BaseException) -> str:
     """One line for any error: what went wrong, and what to do where that is known."""
-    if isinstance(error, MemoryError):
-        return "not enough memory for this job (a smaller --size or --batch-size, or fewer photos, needs less)"
+    if isinstance(error, MemoryError):  # numpy's text says how much was asked for, and for what shape
+        asked = f" ({str(error).rstrip('.')})" if str(error) else ""
+        return (
+            f"not enough memory for this job{asked}: training needs less with a smaller --batch-size or --size, or "
+            "fewer photos; a model whose layers need more than this machine has cannot run here"
+        )
     if isinstance(error, RecursionError):
         return "the input is nested too deeply to read (a damaged or hostile file?)"
     if isinstance(error, KeyError):
@@ -39,3 +44,38 @@ def load_options(preprocessing: Dict[str, Any], args: argparse.Namespace) -> Dic
     if getattr(args, "workers", None):
         options["workers"] = args.workers
     return options
+
+
+Named = Sequence[Tuple[str, Optional[str]]]
+
+
+def _identity(path: str) -> Tuple[Any, ...]:
+    """What makes two paths the same file: the file itself where it exists (links, hard links), else its real path."""
+    try:
+        info = os.stat(path)
+        return (info.st_dev, info.st_ino)
+    except OSError:
+        return (os.path.realpath(path),)
+
+
+def refuse_same_files(outputs: Named, inputs: Named = ()) -> None:
+    """Before any work: refuse an output that is one of the inputs, or the same file as another output.
+
+    Each entry is ``(what, path)``, e.g. ``("--out", "model.nnl")``; ``None`` paths are skipped.
+
+    Raises:
+        ValueError: Naming both and what would be lost.
+    """
+    seen: List[Tuple[str, str, Tuple[Any, ...]]] = [(what, path, _identity(path)) for what, path in inputs if path]
+    n_inputs = len(seen)
+    for what, path in outputs:
+        if not path:
+            continue
+        identity = _identity(path)
+        for index, (other, other_path, other_identity) in enumerate(seen):
+            if identity == other_identity:
+                lost = "it would be overwritten" if index < n_inputs else "one would overwrite the other"
+                raise ValueError(
+                    f"{what} {path} is the same file as {other} {other_path}: {lost}; give {what} another path"
+                )
+        seen.append((what, path, identity))

@@ -212,7 +212,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("nnlayers: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - every error is one line and a non-zero exit code
+        distributed = sys.modules.get("nnlayers.training.distributed")
         if args.debug or os.environ.get("NNLAYERS_DEBUG"):
+            if distributed is not None:
+                distributed.abort_if_communicating(error)
             raise
-        print(f"nnlayers: error: {describe_error(error)}", file=sys.stderr)
+        print(f"nnlayers: error: {describe_error(error)}", file=sys.stderr, flush=True)
+        if distributed is not None:  # under mpiexec, after the first collective call: end the other processes too
+            distributed.abort_if_communicating(error)
         return 1

@@ -10,11 +10,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .common import load_options, say
+from .common import load_options, refuse_same_files, say
 
 
 def _load_model(path: str) -> Any:  # a loaded model carries .classes and .preprocessing
@@ -52,11 +52,13 @@ def _print_metrics(scores: Dict[str, Any], classes: List[str]) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..data.dataset import load_image_folder
+    from ..data.image import preprocess
     from ..training.evaluation import evaluate
 
     model = _load_model(args.model)
     dataset = load_image_folder(args.data_dir, classes=model.classes, **load_options(model.preprocessing, args))
-    scores = evaluate(model, dataset)
+    inputs = preprocess(dataset.images, model.preprocessing)  # the header's channel order and scale
+    scores = evaluate(model, (inputs, dataset.labels), classes=model.classes)
     if args.json:
         print(json.dumps({**scores, "classes": model.classes}))
     else:
@@ -64,50 +66,58 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _true_class(path: str, classes: List[str]) -> Optional[int]:
-    """The class named by a file's name (cat.3001.jpg) or folder (cat/x.jpg), if any."""
-    from ..data.folders import label_from_filename
+def _expand(paths: List[str], classes: List[str]) -> Tuple[List[str], List[Optional[int]], List[Tuple[str, str]]]:
+    """The photos to predict, the class each is known to have (or ``None``), and the entries left out with why.
 
-    for candidate in (label_from_filename(path), Path(path).parent.name):
-        if candidate in classes:
-            return classes.index(candidate)
-    return None
-
-
-def _expand(paths: List[str]) -> List[str]:
-    """Files as given; folders replaced by the image files inside them (sorted, recursively)."""
-    from ..data.folders import image_files
+    Files are taken as given, folders replaced by the photos inside them (sorted, recursively). The
+    class follows training's rule, folder before file name: a photo in a folder named like a class
+    (``dog/cat.9.jpg``) is of that class, as `load_image_folder` labels it; otherwise its class folder
+    in a folder of class folders, else the leading word of its file name.
+    """
+    from ..data.folders import index_folder, label_from_filename
 
     files: List[str] = []
+    names: List[Optional[str]] = []
+    problems: List[Tuple[str, str]] = []
     for path in paths:
         if os.path.isdir(path):
-            found = image_files(path)
-            if not found:
+            index = index_folder(Path(path), "auto", strict=False)
+            if not index.files:
                 raise ValueError(f"{path} holds no image files")
-            files += found
+            files += index.files
+            names += index.names
+            problems += index.problems
         else:
             files.append(path)
-    return files
+            names.append(label_from_filename(path))
+    names = [folder if folder in classes else name for folder, name in zip((Path(f).parent.name for f in files), names)]
+    truth = [classes.index(name) if name in classes else None for name in names]
+    return files, truth, problems
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..data.image import ImageLoadError, load_image
+    from ..data.image import ImageLoadError, load_image, preprocess
     from ..training.evaluation import predict_proba
 
     model = _load_model(args.model)
     classes: List[str] = list(model.classes)
     options = load_options(model.preprocessing, args)
     options.pop("cache")
-    paths = _expand(args.images)
+    paths, truths, left_out = _expand(args.images, classes)
+    for path, reason in left_out:  # in a folder, named like a photo: said, not silently dropped
+        print(f"nnlayers: warning: skipped {path}: {reason}", file=sys.stderr)
+    refuse_same_files([("--grid", args.grid)], inputs=[("MODEL", args.model), *(("IMAGE", p) for p in paths)])
     results: Dict[str, Dict[str, Any]] = {}
-    good_paths, good_images = [], []
-    for path in paths:
+    good_paths, good_images, truth = [], [], []
+    for path, known in zip(paths, truths):
         try:
             good_images.append(load_image(path, **options))
             good_paths.append(path)
+            truth.append(known)
         except (ImageLoadError, OSError) as error:
             results[path] = {"path": path, "error": str(error)}
-    proba = predict_proba(model, np.stack(good_images)) if good_images else np.zeros((0, len(classes)))
+    inputs = preprocess(np.stack(good_images), model.preprocessing) if good_images else None
+    proba = predict_proba(model, inputs) if inputs is not None else np.zeros((0, len(classes)))
     table = np.stack([1 - proba, proba], axis=1) if proba.ndim == 1 else proba  # a row of class probabilities
     if table.shape[1] != len(classes):
         raise ValueError(f"{args.model} gives {table.shape[1]} outputs for {len(classes)} classes {classes}")
@@ -131,7 +141,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.grid and good_images:
         from ..plot import plot_predictions
 
-        truth = [_true_class(p, classes) for p in good_paths]
         predicted = [classes.index(results[p]["label"]) for p in good_paths]
         keep = [
             i
@@ -193,6 +202,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..saving.onnx import export_onnx
     from ..saving.serialize import load
 
+    refuse_same_files([("OUT", args.out)], inputs=[("MODEL", args.model)])
     model: Any = load(args.model)
     path = export_onnx(model, args.out, opset=args.opset)
     print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .common import load_options, say
+from .common import load_options, refuse_same_files, say
 
 #: The defaults of each architecture (what ``--arch`` picks when an option is not given).
 ARCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
@@ -41,11 +42,12 @@ ARCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
 }
 
 
-#: Options that shape the network or its data: a resumed run cannot change them.
+#: Options that shape the network, its data or what it validates on: a resumed run cannot change them.
 FIXED_ON_RESUME: Tuple[str, ...] = (
     "arch", "hidden", "activation", "init", "size", "optimizer", "lr", "momentum",
-    "weight_decay", "schedule", "augment", "batch_size", "seed", "patience", "save",
+    "weight_decay", "schedule", "augment", "batch_size", "seed", "patience", "save", "val_dir", "val_split",
 )  # fmt: skip
+
 
 
 def _preprocessing(size: int, layout: str) -> Dict[str, Any]:
@@ -63,23 +65,35 @@ def _preprocessing(size: int, layout: str) -> Dict[str, Any]:
 #: An option's value when it is neither given, nor saved in the checkpoint, nor set by the architecture.
 BASE_DEFAULTS: Dict[str, Any] = {
     "arch": "mlp", "activation": "tanh", "init": None, "patience": None, "save": "best", "seed": 0,
+    "val_dir": None, "val_split": None,
 }  # fmt: skip
 
 
 def _settings(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     """Every option's value: given, else the checkpoint's (on resume), else the architecture's default."""
     given = {k: getattr(args, k) for k in (*FIXED_ON_RESUME, "epochs") if getattr(args, k, None) is not None}
+    if "val_dir" in given:  # the same folder however it is written
+        given["val_dir"] = os.path.abspath(given["val_dir"])
     if saved is None:
         return {**BASE_DEFAULTS, **ARCH_DEFAULTS[given.get("arch", BASE_DEFAULTS["arch"])], **given}
     changed = [k for k in FIXED_ON_RESUME if k in given and k in saved and given[k] != saved[k]]
     if changed:
-        what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (the run used {saved[k]})" for k in changed)
+        what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (the run used {_shown(saved[k])})" for k in changed)
         raise ValueError(f"cannot change {what} when resuming: give the options of the first run, or start a new one")
     return {**BASE_DEFAULTS, **saved, **given}
 
 
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value)
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse output paths that would fail after training (the weights would be lost)."""
+    """Refuse output paths that would fail after training (the weights would be lost), or overwrite each other."""
+    written = [("--out", args.out), ("--history", args.history), ("--plot", args.plot)]
+    folder = args.checkpoint_dir
+    checkpoints = [(f"--checkpoint-dir's {n}", os.path.join(folder, n)) for n in ("last.nnl", "best.nnl") if folder]
+    refuse_same_files(written + checkpoints)
+    refuse_same_files(written, inputs=[("--resume", args.resume)])  # the checkpoints do replace the one resumed
     for option, value in (("--out", args.out), ("--history", args.history), ("--plot", args.plot)):
         if value is None:
             continue
@@ -169,13 +183,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["size"] = args.size or 32
     if args.resume and not args.checkpoint_dir:  # keep writing checkpoints where the run wrote them
         args.checkpoint_dir = str(Path(args.resume).parent)
+    _check_outputs(args)  # on every process, before the first collective call: all of them stop alike
     group = _mpi_group()
     follower = group is not None and not group.is_root  # one of several processes, not process 0
     if follower:
         args.quiet = True  # one process speaks and writes
         group.barrier()  # process 0 decodes the photos (and fills the cache) first; the others read the cache
-    else:
-        _check_outputs(args)
     data_dir = args.data_dir
     if data_dir is None:
         data_dir = str(builtin_dataset())
@@ -193,11 +206,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{data_dir} holds classes {classes}, but the checkpoint was trained on {header.get('classes')}"
         )
     train_data: Any = train_set
-    if args.val_dir:
-        validation: Any = load_image_folder(args.val_dir, classes=classes, verbose=not args.quiet, **options)
-        where = str(args.val_dir)
+    if settings["val_dir"]:
+        validation: Any = load_image_folder(settings["val_dir"], classes=classes, verbose=not args.quiet, **options)
+        where = str(settings["val_dir"])
     else:  # split once here: fit trains on one part, and the final figures come from the other
-        fraction = args.val_split if args.val_split is not None else 0.2
+        fraction = settings["val_split"] if settings["val_split"] is not None else 0.2
+        settings["val_split"] = fraction  # saved: a resumed run validates on the same photos
         if len(train_set) * fraction < 1 or len(train_set) * (1 - fraction) < 1:
             raise ValueError(
                 f"--val-split {fraction} of {len(train_set)} photos leaves no photo on one side; use more photos or --val-dir"

@@ -140,11 +140,20 @@ def _add_images(
     index.stamps += [(i.st_size, i.st_mtime_ns) for i in infos]
 
 
-def index_folder(root: Path, labels: str = "auto") -> FolderIndex:
+def index_folder(root: Path, labels: str = "auto", strict: bool = True) -> FolderIndex:
     """The image files under ``root`` and their class names, by the chosen label source.
 
+    The one labelling rule of training, evaluation and prediction: in a folder of class folders
+    (``auto`` when the top holds folders and no photo) a photo's class is its class folder, else the
+    leading word of its file name.
+
+    Args:
+        root: The folder.
+        labels: ``"auto"``, ``"folders"`` or ``"filename"``.
+        strict: Refuse files without a class (else their name is ``""``: photos to predict).
+
     Raises:
-        ValueError: With file-name labels, files whose names do not start with a class word.
+        ValueError: With file-name labels and ``strict``, files whose names do not start with a class word.
     """
     index = FolderIndex()
     top = os.stat(root)
@@ -163,7 +172,7 @@ def index_folder(root: Path, labels: str = "auto") -> FolderIndex:
     index.ignored["hidden"] += listed.ignored["hidden"]
     index.problems += listed.problems
     _walk(str(root), None, index, {(top.st_dev, top.st_ino)}, (visible, infos))
-    unlabeled = [os.path.basename(p) for p, n in zip(index.files, index.names) if not n] if "" in index.names else []
+    unlabeled = [os.path.basename(p) for p, n in zip(index.files, index.names) if not n] if strict and "" in index.names else []
     if unlabeled:
         raise ValueError(
             f"cannot infer labels from the file names in {root}: {len(unlabeled)} files such as "
@@ -171,14 +180,6 @@ def index_folder(root: Path, labels: str = "auto") -> FolderIndex:
             f"use labels='folders' with one subfolder per class"
         )
     return index
-
-
-def image_files(folder: str) -> List[str]:
-    """Every image file under ``folder``, sorted (what ``nnlayers predict FOLDER`` predicts)."""
-    index = FolderIndex()
-    top = os.stat(folder)
-    _walk(folder, "?", index, {(top.st_dev, top.st_ino)})
-    return index.files
 
 
 def resolve_classes(root: Path, index: FolderIndex, classes: Optional[Sequence[str]]) -> List[str]:

@@ -291,8 +291,34 @@ def check_options(backend: str, interpolation: str) -> None:
 
 
 def load_images(paths: Sequence[PathLike], preprocessing: Optional[Mapping[str, Any]] = None) -> np.ndarray:
-    """Decode image files with a model's preprocessing (size, backend, interpolation, reduce)."""
+    """Decode image files with a model's preprocessing (size, backend, interpolation, reduce, and then
+    channel order and scale: `preprocess`)."""
     options = dict(preprocessing or {})
     size = image_size(tuple(options.get("size", (64, 64))))
     kwargs = {k: options[k] for k in ("backend", "interpolation", "reduce") if k in options}
-    return np.stack([load_image(p, size, **kwargs) for p in paths]) if paths else np.zeros((0, *size, 3), np.uint8)
+    images = np.stack([load_image(p, size, **kwargs) for p in paths]) if paths else np.zeros((0, *size, 3), np.uint8)
+    return preprocess(images, preprocessing)
+
+
+#: The scale of pixels that the batches apply to uint8 images themselves (the seed's ``/ 255``).
+DEFAULT_SCALE = 1 / 255
+
+
+#: The channel orders a model file may name.
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+def preprocess(images: np.ndarray, preprocessing: Optional[Mapping[str, Any]]) -> np.ndarray:
+    """Decoded RGB uint8 photos ``(N, H, W, 3)`` as a model file's ``preprocessing`` says its model takes them.
+
+    ``channel_order`` ``"BGR"`` reverses the channels; a ``scale`` other than 1/255 gives float32
+    pixels times that scale. With the defaults (RGB, 1/255) the uint8 photos are returned as they
+    are: the batches scale them by 1/255 one batch at a time.
+    """
+    options = preprocessing or {}
+    if options.get("channel_order", "RGB") == "BGR":
+        images = images[..., ::-1]
+    scale = float(options.get("scale", DEFAULT_SCALE))
+    if abs(scale - DEFAULT_SCALE) <= 1e-12 * DEFAULT_SCALE:
+        return np.ascontiguousarray(images)
+    return images.astype(np.float32) * np.float32(scale)

@@ -169,6 +169,23 @@ class Optimizer:
         Everything is checked before anything changes: a mismatch leaves the optimizer as it was.
         """
         name = type(self).__name__
+        per_param, saved_groups = self.check_state(state)
+        for group, saved in zip(self.param_groups, saved_groups):
+            group.update({k: _restore(v) for k, v in saved.items() if k != "params"})
+        self.step_count = int(state.get("step_count", 0))
+        for hyper in self.hyperparameters:
+            if hyper not in self.defaults:  # a custom optimizer's own attribute
+                setattr(self, hyper, _restore(state[hyper]))
+        self.state = [
+            {k: np.array(v, dtype=p.dtype) for k, v in entry.items()} for p, entry in zip(self.params, per_param)
+        ]
+
+    def check_state(self, state: Mapping[str, Any]) -> Tuple[List[Any], List[Dict[str, Any]]]:
+        """Refuse a `state_dict` that does not fit this optimizer (type, parameters, groups, shapes), changing nothing.
+
+        Returns the per-parameter states and the parameter groups it holds.
+        """
+        name = type(self).__name__
         saved_type = state.get("type", name)
         if saved_type != name:
             raise ValueError(f"cannot load the state of a {saved_type} optimizer into {name}")
@@ -191,15 +208,7 @@ class Optimizer:
                     raise ValueError(
                         f"{name} state {key!r} of shape {np.shape(value)} does not match parameter {param.shape}"
                     )
-        for group, saved in zip(self.param_groups, saved_groups):
-            group.update({k: _restore(v) for k, v in saved.items() if k != "params"})
-        self.step_count = int(state.get("step_count", 0))
-        for hyper in self.hyperparameters:
-            if hyper not in self.defaults:  # a custom optimizer's own attribute
-                setattr(self, hyper, _restore(state[hyper]))
-        self.state = [
-            {k: np.array(v, dtype=p.dtype) for k, v in entry.items()} for p, entry in zip(self.params, per_param)
-        ]
+        return per_param, saved_groups
 
     def _sizes(self) -> List[int]:
         return [len(g["params"]) for g in self.param_groups]

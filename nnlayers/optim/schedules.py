@@ -93,6 +93,21 @@ class LRScheduler:
             value = state[name]
             setattr(self, name, list(value) if isinstance(value, (list, tuple)) else value)
 
+    def continue_from(self, state: Mapping[str, Any]) -> None:
+        """Continue a saved schedule with this one's own arguments (a resumed run given more epochs).
+
+        The epoch and base rates are the saved ones; the arguments stay this schedule's, and each
+        group's rate becomes the one this schedule sets at that epoch (replayed from the base rates), so
+        a cosine over 6 epochs resumed after 2 of a cosine over 2 goes on down the 6-epoch curve.
+        """
+        own = {name: getattr(self, name) for name in self.arguments}
+        self.load_state_dict(state)
+        for name, value in own.items():
+            setattr(self, name, value)
+        rates = np.atleast_1d(schedule_values(self, self.last_epoch + 1)[-1])
+        for group, lr in zip(self.optimizer.param_groups, rates):
+            group["lr"] = float(lr)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.arguments)
         return f"{type(self).__name__}({args})"
@@ -290,6 +305,13 @@ class ReduceLROnPlateau:
             raise ValueError(f"cannot load the state of a {state.get('type')} schedule into ReduceLROnPlateau")
         for name in (*self.arguments, "best", "num_bad_epochs", "cooldown_counter", "last_epoch"):
             setattr(self, name, state[name])
+
+    def continue_from(self, state: Mapping[str, Any]) -> None:
+        """Continue a saved schedule with this one's own arguments: its counters, and the rates the optimizer has."""
+        own = {name: getattr(self, name) for name in self.arguments}
+        self.load_state_dict(state)
+        for name, value in own.items():
+            setattr(self, name, value)
 
     def __repr__(self) -> str:
         return f"ReduceLROnPlateau(mode={self.mode!r}, factor={self.factor}, patience={self.patience})"

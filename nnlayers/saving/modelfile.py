@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Tuple
 
 import numpy as np
 
-from ..data.image import BACKENDS, INTERPOLATIONS, MAX_SIZE
+from ..data.image import BACKENDS, CHANNEL_ORDERS, INTERPOLATIONS, MAX_SIZE
 from ..utils.types import PathLike
 
 MAGIC = b"NNLAYERS"
@@ -38,6 +38,11 @@ FORMAT_VERSION = 1
 
 
 MAX_HEADER_BYTES = 64 * 1024 * 1024
+
+
+#: The input layouts a model file may name: images channels last, or those images flattened to rows
+#: (which the model's first layer decides: `nnlayers.nn.structure.flattens_input`).
+LAYOUTS = ("NHWC", "NHWC, flattened")
 
 
 ALLOWED_DTYPES = frozenset({"<f4", "<f8", "<f2", "<i8", "<i4", "|u1", "|i1", "|b1"})
@@ -97,6 +102,13 @@ def check_preprocessing(value: Any) -> None:
         raise ModelFileError(f"preprocessing names an unknown decoder or interpolation: {value!r}")
     if not isinstance(value.get("reduce", True), bool):
         raise ModelFileError(f"preprocessing reduce must be true or false, got {value.get('reduce')!r}")
+    scale = value.get("scale", 1 / 255)  # every documented field is honoured (data.image.preprocess) or refused
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+        raise ModelFileError(f"preprocessing scale must be a positive number, got {scale!r}")
+    if value.get("channel_order", "RGB") not in CHANNEL_ORDERS:
+        raise ModelFileError(f"preprocessing channel_order must be one of {CHANNEL_ORDERS}, got {value.get('channel_order')!r}")
+    if value.get("layout", "NHWC") not in LAYOUTS:
+        raise ModelFileError(f"preprocessing layout must be one of {LAYOUTS}, got {value.get('layout')!r}")
 
 
 def check_header(header: Any) -> Dict[str, Any]:

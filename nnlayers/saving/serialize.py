@@ -28,6 +28,7 @@ from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D
 from ..nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from ..nn.layers.reshape import Flatten
 from ..nn.module import Layer
+from ..nn.structure import flattens_input
 from ..utils.files import atomic_write_bytes
 from ..utils.types import PathLike
 from .modelfile import FORMAT_VERSION, ModelFile, ModelFileError, encode, read_all
@@ -375,10 +376,19 @@ def load(path: PathLike, *, custom_layers: Optional[Mapping[str, Type[Layer]]] =
             raise ModelFileError(f"{path}: the weights do not fit the architecture: {'; '.join(problems)[:500]}")
         for key, target in targets.items():
             f.read_into(stored[key], target)
+    _check_layout(model, header.get("preprocessing"), path)
     model.classes = header.get("classes")
     model.preprocessing = header.get("preprocessing")
     model.metadata = header.get("metadata") or {}
     return model.eval()
+
+
+def _check_layout(model: Layer, preprocessing: Optional[Mapping[str, Any]], path: PathLike) -> None:
+    """The header's ``layout`` must be what the model takes (its first layer decides): else the file is refused."""
+    layout = (preprocessing or {}).get("layout")
+    takes = "NHWC, flattened" if flattens_input(model) else "NHWC"
+    if layout is not None and layout != takes:
+        raise ModelFileError(f"{path}: its preprocessing says the model takes {layout!r} inputs, but its layers take {takes!r}")
 
 
 def read_checkpoint(path: PathLike) -> Tuple[Dict[str, np.ndarray], Optional[Dict[str, Any]]]:

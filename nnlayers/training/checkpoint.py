@@ -53,6 +53,23 @@ def check_training_state(trainer: Trainer, state: Mapping[str, Any]) -> None:
         raise ValueError(
             f"the checkpoint was written by a {optimizer_type} optimizer, this run uses {type(trainer.optimizer).__name__}"
         )
+    trainer.optimizer.check_state(state["optimizer"])  # shapes and groups, before any weight is loaded
+    kind = type(trainer.scheduler).__name__
+    if saved_schedule is not None and saved_schedule.get("type", kind) != kind:
+        raise ValueError(f"the checkpoint was written with a {saved_schedule.get('type')} schedule, this run uses {kind}")
+
+
+def same_schedule(scheduler: Any, saved: Mapping[str, Any]) -> bool:
+    """Whether a checkpoint's schedule has the arguments of ``scheduler`` (a cosine over as many epochs)."""
+    names = [name for name in getattr(scheduler, "arguments", ()) if name in saved]
+    return all(_plain(getattr(scheduler, name)) == _plain(saved[name]) for name in names)
+
+
+def _plain(value: Any) -> Any:
+    """A schedule argument as JSON keeps it (tuples as lists, numpy numbers as Python ones)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def load_training_state(trainer: Trainer, state: Mapping[str, Any]) -> None:
@@ -68,8 +85,10 @@ def load_training_state(trainer: Trainer, state: Mapping[str, Any]) -> None:
         if name in saved_rngs:
             _set_rng_state(rng, saved_rngs[name])
     trainer.optimizer.load_state_dict(state["optimizer"])
-    if trainer.scheduler is not None:
-        trainer.scheduler.load_state_dict(state["scheduler"])
+    if trainer.scheduler is not None and same_schedule(trainer.scheduler, state["scheduler"]):
+        trainer.scheduler.load_state_dict(state["scheduler"])  # exactly where the run was
+    elif trainer.scheduler is not None:  # e.g. a cosine over more epochs: its rates from the checkpoint's epoch on
+        trainer.scheduler.continue_from(state["scheduler"])
     trainer.history = History.from_dict(state["history"])
     for callback, cb_state in zip(trainer.callbacks, state["callbacks"]):
         callback.load_state_dict(cb_state)
@@ -111,7 +130,7 @@ def resume(trainer: Trainer, path: PathLike) -> None:
         raise ValueError(
             f"{path} is a model file without training state; resume needs a checkpoint (last.nnl or best.nnl)"
         )
-    check_training_state(trainer, training)
+    check_training_state(trainer, training)  # the optimizer's state too: a mismatch changes no weight
     trainer.model.load_state_dict(state_dict)
     load_training_state(trainer, training)
 

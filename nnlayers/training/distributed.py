@@ -14,12 +14,20 @@ processes. Only process 0 writes files (model, checkpoints, history, plots) and 
 
 Launch: ``mpiexec -n 2 nnlayers train photos/train`` or, in code, ``fit(..., distributed=True)``
 in a script started with ``mpiexec -n 2 python script.py``.
+
+An error on one process only (a failed write, a batch a layer refuses) would leave the others
+waiting in the next collective call for ever; so, once the processes have begun to communicate,
+the failing one prints its error and aborts them all (``MPI_Abort``), as ``python -m mpi4py``
+does. Errors that every process meets alike (bad options, output paths) are raised before the
+first collective call, on every process.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional, Sequence
+import sys
+import traceback
+from typing import Any, List, NoReturn, Optional, Sequence
 
 import numpy as np
 
@@ -54,6 +62,9 @@ class Distributed:
         self.comm = comm if comm is not None else MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self._buffer: Optional[np.ndarray] = None
+        #: Whether a collective call has been made: from then on an error on one process must abort all.
+        self.communicating = False
+        _GROUPS.append(self)
 
     @property
     def is_root(self) -> bool:
@@ -66,6 +77,7 @@ class Distributed:
 
     def allreduce_gradients(self, params: Sequence[Parameter], share: float) -> None:
         """Replace each gradient by the sum over processes of ``share * gradient``: one ``Allreduce`` for all."""
+        self.communicating = True
         grads = [p.grad for p in params]
         total = sum(g.size for g in grads)
         dtype = grads[0].dtype
@@ -83,12 +95,14 @@ class Distributed:
 
     def sum(self, values: Sequence[float]) -> List[float]:
         """Each value summed over the processes."""
+        self.communicating = True
         array = np.array(values, dtype=np.float64)
         self.comm.Allreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM)
         return array.tolist()
 
     def average_buffers(self, model: Layer) -> None:
         """Average the floating-point buffers (running statistics) over the processes, in place."""
+        self.communicating = True
         for _, buffer in model.named_buffers():
             if np.issubdtype(buffer.dtype, np.floating):
                 self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
@@ -96,11 +110,35 @@ class Distributed:
 
     def broadcast_model(self, model: Layer) -> None:
         """Give every process process 0's weights and buffers."""
+        self.communicating = True
         for array in model._state_arrays().values():
             self.comm.Bcast(array, root=0)
 
     def barrier(self) -> None:
+        self.communicating = True
         self.comm.Barrier()
+
+    def abort(self, error: BaseException) -> NoReturn:
+        """Print ``error`` (with its traceback) and end every process of the group: the others cannot go on."""
+        print(
+            f"nnlayers: process {self.rank} of {self.size} failed, stopping every process: "
+            f"{''.join(traceback.format_exception(error)).rstrip()}",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.comm.Abort(1)
+        raise SystemExit(1)  # not reached: Abort ends the process
+
+
+#: The groups made in this process (`abort_if_communicating` looks at them).
+_GROUPS: List[Distributed] = []
+
+
+def abort_if_communicating(error: BaseException) -> None:
+    """After an error: if this process has begun collective calls with others, abort them all (else return)."""
+    for group in _GROUPS:
+        if group.communicating and group.size > 1:
+            group.abort(error)
 
 
 def resolve(distributed: Any) -> Optional[Distributed]:

@@ -98,6 +98,7 @@ def evaluate(
     *,
     threshold: float = 0.5,
     batch_size: Optional[int] = None,
+    classes: Optional[Sequence[str]] = None,
 ) -> Dict[str, Any]:
     """Loss and classification metrics of ``model`` on ``data``.
 
@@ -108,6 +109,8 @@ def evaluate(
             `BCEWithLogitsLoss` for one raw output, `CrossEntropyLoss` for K outputs).
         threshold: For a binary model, the probability above which class 1 is predicted.
         batch_size: Examples per forward pass (default: 256 rows, or 64 images for a convolutional model).
+        classes: The class names (default: ``data.classes`` of an `ImageDataset`); the model must
+            give an output per class (one for two classes).
 
     Returns:
         ``loss``, ``accuracy``, ``confusion_matrix`` (rows: true class, columns: predicted, as
@@ -116,11 +119,17 @@ def evaluate(
         for K classes those keys hold the macro means.
 
     Raises:
-        ValueError: The labels name more classes than the model has outputs, or its outputs are
-            NaN or infinite.
+        ValueError: The labels name more classes than the model has outputs, the model's outputs
+            do not match the class names, or its outputs are NaN or infinite.
     """
     split = as_subset(data)
     raw = model_outputs(model, split, batch_size)
+    names = classes if classes is not None else getattr(data, "classes", None)
+    if names is not None and max(2, raw.shape[1]) != len(names):
+        raise ValueError(
+            f"the model gives {raw.shape[1]} outputs for {len(names)} classes {list(names)}: metrics over classes "
+            "without names would be wrong; use the model with the classes it was trained on"
+        )
     classes = max(2, raw.shape[1])
     check_labels(split, classes)  # a binary model must not count class 2 as positive
     truth = split.labels().astype(np.int64)

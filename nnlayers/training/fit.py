@@ -266,6 +266,10 @@ class Trainer:
         except TrainingStopped as stop:
             self.history.stop_reason = str(stop)
             _say(str(stop), verbose)
+        except Exception as error:
+            if self.distributed is not None:  # the other processes would wait for this one for ever
+                self.distributed.abort(error)
+            raise
         finally:
             for callback in self.callbacks:
                 callback.on_train_end(self)

@@ -88,6 +88,10 @@ class Conv2D(SpatialLayer):
             self.padding = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
         else:
             self.padding = _pair("Conv2D padding", padding, minimum=0)
+        if any(p > k for p, k in zip(self.padding, self.kernel_size)):  # wider would add outputs of padding only
+            raise ValueError(
+                f"Conv2D padding must be at most the kernel's extent, got {self.padding} for {self.kernel_size}"
+            )
         dtype = np.dtype(dtype)
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(f"Conv2D dtype must be floating point, got {dtype}")

@@ -27,6 +27,12 @@ class _Pool2D(SpatialLayer):
             )
 
     def _out_hw(self, x: Array) -> Tuple[int, int]:
+        (h, w), (kh, kw), (ph, pw) = x.shape[1:3], self.kernel_size, self.padding
+        if kh > h + ph or kw > w + pw:  # a window mostly of padding: no use, and its cost is the window's size
+            raise ValueError(
+                f"{self}: its window {self.kernel_size} is larger than the {h}x{w} images it gets plus its padding "
+                f"{self.padding}; a window may cover at most the image and the padding of one side"
+            )
         ho = output_size(x.shape[1], self.kernel_size[0], self.stride[0], self.padding[0])
         wo = output_size(x.shape[2], self.kernel_size[1], self.stride[1], self.padding[1])
         if ho < 1 or wo < 1:
@@ -185,6 +191,8 @@ class GlobalAvgPool2D(SpatialLayer):
 
     def forward(self, x: Array) -> Array:
         x = _check_images(self, x, None)
+        if x.shape[1] == 0 or x.shape[2] == 0:
+            raise ValueError(f"{self} got empty images of {x.shape[1]}x{x.shape[2]}; their mean is undefined")
         self.save_for_backward(x_shape=x.shape)
         return x.mean(axis=(1, 2))
 
