@@ -127,6 +127,20 @@ def _build(settings: Dict[str, Any], features_shape: Tuple[int, ...], classes: i
     )
 
 
+def _check_size(settings: Dict[str, Any]) -> None:
+    """Refuse, before any photo is decoded, a --size that the network cannot take (too small for its pools)."""
+    from ..nn.container import evaluation_mode
+
+    size = settings["size"]
+    model = _build(settings, (size, size, 3), 2)
+    probe = np.zeros((1, size, size, 3) if settings["arch"] != "mlp" else (1, size * size * 3), np.float32)
+    try:
+        with evaluation_mode(model):
+            model(probe)
+    except ValueError as error:
+        raise ValueError(f"--arch {settings['arch']} cannot take photos of --size {size}: {error}") from None
+
+
 def _optimizer(settings: Dict[str, Any], model: Any) -> Any:
     from ..optim.adam import Adam, AdamW
     from ..optim.sgd import SGD
@@ -184,6 +198,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.checkpoint_dir:  # keep writing checkpoints where the run wrote them
         args.checkpoint_dir = str(Path(args.resume).parent)
     _check_outputs(args)  # on every process, before the first collective call: all of them stop alike
+    if saved is None:
+        _check_size(settings)
     group = _mpi_group()
     follower = group is not None and not group.is_root  # one of several processes, not process 0
     if follower:

@@ -71,6 +71,8 @@ class RandomCrop(Transform):
         shifts = rng.integers(-p, p + 1, size=(n, 2))
         out = np.full_like(batch, self.fill)
         for i, (dy, dx) in enumerate(shifts):  # copy the part of the image that stays in view
+            if abs(dy) >= h or abs(dx) >= w:  # shifted wholly out of view (padding wider than the image)
+                continue
             ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
             xs, xd = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
             out[i, yd, xd] = batch[i, ys, xs]

@@ -1,8 +1,10 @@
 """The decoded-image cache: a folder decoded once loads in a fraction of a second the next time.
 
-Each entry is two files in `default_cache_dir`: ``<key>.npy`` (the uint8 images) and
-``<key>.json`` (labels, paths, skipped files, the source folder, CRC-32s of the array, one per
-16 MiB block, computed on both cores). The key covers every file's path, size and modification
+Each entry is two files in `default_cache_dir`: ``nnl-<key>.npy`` (the uint8 images) and
+``nnl-<key>.json`` (labels, paths, skipped files, the source folder, CRC-32s of the array, one per
+16 MiB block, computed on both cores, and the ``nnlayers_cache`` marker). The cache lists and removes
+only files of that form, so a cache folder shared with other files (``NNLAYERS_CACHE_DIR`` pointed at a
+project folder) loses none of them. The key covers every file's path, size and modification
 time and every decoding option, so a changed folder is decoded again. Entries are written
 atomically but not fsynced (derived data: a write that a power cut tears is caught by the CRCs
 and rebuilt, so a cold load does not wait for the disk), checked when read (a damaged entry is
@@ -17,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 import warnings
@@ -31,7 +34,14 @@ import numpy as np
 from ..utils.files import atomic_write, atomic_write_bytes
 from ..utils.types import PathLike
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
+
+
+#: The start of every file name the cache writes: it removes nothing else.
+PREFIX = "nnl-"
+
+
+_KEY = re.compile(r"[0-9a-f]{32}")
 
 #: The array is checksummed in blocks of this many bytes, the blocks spread over two threads
 #: (zlib releases the GIL). Few large blocks: a thread that reads while the folder is indexed waits for
@@ -72,10 +82,10 @@ class Prefetch:
         self._result: Any = None
         self._thread: Optional[threading.Thread] = None
         try:
-            self.key = (directory / f"{_folder_tag(folder, options)}.latest").read_text().strip()
+            self.key = (directory / f"{PREFIX}{_folder_tag(folder, options)}.latest").read_text().strip()
         except (OSError, UnicodeDecodeError):
             return
-        if not (self.key.isalnum() and (directory / f"{self.key}.json").exists()):
+        if not (_KEY.fullmatch(self.key) and (directory / f"{PREFIX}{self.key}.json").exists()):
             self.key = None
             return
         self._thread = threading.Thread(target=self._read, args=(directory, self.key), daemon=True)
@@ -83,9 +93,9 @@ class Prefetch:
 
     def _read(self, directory: Path, key: str) -> None:
         try:
-            meta = _read_meta(directory / f"{key}.json")
+            meta = _read_meta(directory / f"{PREFIX}{key}.json")
             # one thread: the other core indexes the folder meanwhile
-            self._result = (_read_array(directory / f"{key}.npy", meta, threads=1), meta)
+            self._result = (_read_array(directory / f"{PREFIX}{key}.npy", meta, threads=1), meta)
         except _Damaged as damage:
             self._result = damage
 
@@ -107,7 +117,7 @@ def read_entry(
     directory: Path, key: str, prefetched: Optional[Prefetch] = None
 ) -> Optional[Tuple[np.ndarray, Dict[str, Any]]]:
     """The cached images and metadata, or ``None`` when there is no entry or it was damaged (then removed)."""
-    meta_path, array_path = directory / f"{key}.json", directory / f"{key}.npy"
+    meta_path, array_path = directory / f"{PREFIX}{key}.json", directory / f"{PREFIX}{key}.npy"
     if not meta_path.exists():
         return None
     try:
@@ -135,10 +145,21 @@ def _read_meta(path: Path) -> Dict[str, Any]:
         meta = json.loads(path.read_bytes())
     except (OSError, ValueError) as error:
         raise _Damaged(f"unreadable metadata: {error}") from None
-    fields = {"labels": list, "paths": list, "skipped": list, "crc32_blocks": list, "shape": list}
-    if not isinstance(meta, dict) or any(not isinstance(meta.get(k), t) for k, t in fields.items()):
+    if not _is_ours(meta):
         raise _Damaged("metadata without the expected fields")
     return meta
+
+
+_FIELDS = {"labels": list, "paths": list, "skipped": list, "crc32_blocks": list, "shape": list}
+
+
+def _is_ours(meta: Any) -> bool:
+    """Whether parsed metadata is an entry the cache wrote: its marker and fields."""
+    return (
+        isinstance(meta, dict)
+        and meta.get("nnlayers_cache") == CACHE_FORMAT
+        and all(isinstance(meta.get(k), t) for k, t in _FIELDS.items())
+    )
 
 
 def _read_array(path: Path, meta: Mapping[str, Any], threads: int = 2) -> np.ndarray:
@@ -190,13 +211,16 @@ def write_entry(
     directory: Path, key: str, images: np.ndarray, meta: Dict[str, Any], folder: PathLike, options: Mapping[str, Any]
 ) -> None:
     """Store an entry (array first, metadata last: the metadata marks it complete), then prune the folder's old ones."""
-    meta = {**meta, "folder": os.fsdecode(os.path.abspath(folder)), "shape": list(images.shape)}
+    meta = {**meta, "nnlayers_cache": CACHE_FORMAT, "folder": os.fsdecode(os.path.abspath(folder))}
+    meta["shape"] = list(images.shape)
     meta["crc32_blocks"] = block_crcs(images)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(directory / f"{key}.npy", lambda f: np.save(f, images, allow_pickle=False), durable=False)
-        atomic_write_bytes(directory / f"{key}.json", [json.dumps(meta).encode()], durable=False)
-        atomic_write_bytes(directory / f"{_folder_tag(folder, options)}.latest", [key.encode()], durable=False)
+        save = lambda f: np.save(f, images, allow_pickle=False)  # noqa: E731
+        atomic_write(directory / f"{PREFIX}{key}.npy", save, durable=False)
+        atomic_write_bytes(directory / f"{PREFIX}{key}.json", [json.dumps(meta).encode()], durable=False)
+        pointer = directory / f"{PREFIX}{_folder_tag(folder, options)}.latest"
+        atomic_write_bytes(pointer, [key.encode()], durable=False)
     except OSError as error:
         warnings.warn(f"could not write the image cache in {directory}: {error}", stacklevel=3)
         return
@@ -208,7 +232,17 @@ def write_entry(
 def remove_entry(directory: Path, key: str) -> None:
     for suffix in (".json", ".npy"):  # the metadata first: without it the array is never used
         with contextlib.suppress(OSError):
-            (directory / f"{key}{suffix}").unlink()
+            (directory / f"{PREFIX}{key}{suffix}").unlink()
+
+
+def _own_files(root: Path, suffix: str) -> List[Tuple[str, Path]]:
+    """``(key, path)`` of the files in ``root`` named as the cache names them (``nnl-<32 hex digits><suffix>``)."""
+    found = []
+    for path in root.glob(f"{PREFIX}*{suffix}") if root.is_dir() else []:
+        key = path.name[len(PREFIX) : -len(suffix)]
+        if _KEY.fullmatch(key):
+            found.append((key, path))
+    return found
 
 
 @dataclass
@@ -226,11 +260,10 @@ def cache_entries(directory: Optional[PathLike] = None) -> List[CacheEntry]:
     """The entries of the image cache, least recently used first."""
     root = Path(directory) if directory is not None else default_cache_dir()
     entries = []
-    for meta_path in root.glob("*.json") if root.is_dir() else []:
-        key = meta_path.stem
+    for key, meta_path in _own_files(root, ".json"):
         try:
             meta = json.loads(meta_path.read_bytes())
-            size = meta_path.stat().st_size + (root / f"{key}.npy").stat().st_size
+            size = meta_path.stat().st_size + (root / f"{PREFIX}{key}.npy").stat().st_size
             used = meta_path.stat().st_mtime
         except (OSError, ValueError):
             meta, size, used = {}, 0, 0.0
@@ -252,13 +285,32 @@ def clear_cache(folder: Optional[PathLike] = None, directory: Optional[PathLike]
         if wanted is None or entry.folder == wanted:
             remove_entry(root, entry.key)
             removed += 1
-    for leftover in root.glob("*.npy") if wanted is None and root.is_dir() else []:  # arrays without metadata
-        with contextlib.suppress(OSError):
-            leftover.unlink()
-    for pointer in root.glob("*.latest") if root.is_dir() else []:  # pointers to entries that are gone
+    removed += _clear_legacy(root, wanted)
+    for key, leftover in _own_files(root, ".npy") if wanted is None else []:  # arrays without metadata
+        if not (root / f"{PREFIX}{key}.json").exists():
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+    for _, pointer in _own_files(root, ".latest"):  # pointers to entries that are gone
         with contextlib.suppress(OSError, UnicodeDecodeError):
-            if not (root / f"{pointer.read_text().strip()}.json").exists():
+            if not (root / f"{PREFIX}{pointer.read_text().strip()}.json").exists():
                 pointer.unlink()
+    return removed
+
+
+def _clear_legacy(root: Path, wanted: Optional[str]) -> int:
+    """Remove the entries nnlayers 0.2 wrote (``<key>.json`` and ``.npy``, no prefix), told apart by their fields."""
+    removed = 0
+    for meta_path in root.glob("*.json") if root.is_dir() else []:
+        if not _KEY.fullmatch(meta_path.stem):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            meta = json.loads(meta_path.read_bytes())
+            if not isinstance(meta, dict) or not all(isinstance(meta.get(k), t) for k, t in _FIELDS.items()):
+                continue
+            if wanted is None or meta.get("folder") == wanted:
+                meta_path.unlink()
+                meta_path.with_suffix(".npy").unlink(missing_ok=True)
+                removed += 1
     return removed
 
 

@@ -211,8 +211,8 @@ class Layer:
             params[name] = value
         elif isinstance(value, Layer):
             if children.get(name) is not value:
-                own = self.__dict__.get("_building_ids")  # kept by a container filling itself
-                self._refuse_shared(name, value, own if own is not None else {id(m) for _, m in self.named_modules()})
+                own = self.__dict__.get("_building_ids") or {id(m) for _, m in self.named_modules()}
+                self._refuse_shared(name, value, own)
             params.pop(name, None)
             children[name] = value
             value.__dict__["_has_parent"] = True
@@ -232,11 +232,7 @@ class Layer:
         object.__setattr__(self, name, value)
 
     def _refuse_shared(self, name: str, layer: Layer, own: set) -> None:
-        """A layer object may appear once in a model: it keeps one cache, and the second call would overwrite it.
-
-        ``own`` holds the ids of the layers already in this one; those of ``layer`` are added to it (a
-        container adding many layers keeps one set: linear, not quadratic, in their number).
-        """
+        """A layer may appear once in a model (it keeps one cache); ``own``, the ids of those in it, gains ``layer``'s."""
         inside = [inner for _, inner in layer.named_modules()]
         for inner in inside:
             if id(inner) in own:

@@ -1,8 +1,11 @@
-"""What a model's structure says: its first and last leaf layer, and whether it takes images or rows."""
+"""What a model's structure says: its first and last leaf layer, whether it takes images or rows, and
+which of its layers draw random numbers."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator, Tuple
+
+import numpy as np
 
 from .container import Sequential
 from .module import Layer
@@ -35,3 +38,11 @@ def flattens_input(model: Layer) -> bool:
     activation before a `Conv2D` takes images too. A model of element-wise layers only takes rows.
     """
     return not getattr(first_layer(model), "takes_images", False)
+
+
+def random_generators(model: Layer) -> Iterator[Tuple[str, Any]]:
+    """``(name, generator)`` of each layer that draws random numbers in training (a `Dropout`'s ``rng``)."""
+    for name, layer in model.named_modules():
+        rng = getattr(layer, "rng", None)
+        if isinstance(rng, (np.random.Generator, np.random.RandomState)):
+            yield name, rng

@@ -32,6 +32,8 @@ def clip_grad_norm(parameters: Iterable[Parameter], max_norm: float, norm_type: 
     """
     params = list(parameters)
     max_norm = check_number("clip_grad_norm max_norm", max_norm)
+    if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or not norm_type > 0:
+        raise ValueError(f"clip_grad_norm norm_type must be a positive number or math.inf, got {norm_type!r}")
     if not params:
         return 0.0
     if norm_type == math.inf:

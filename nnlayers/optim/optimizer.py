@@ -168,7 +168,6 @@ class Optimizer:
 
         Everything is checked before anything changes: a mismatch leaves the optimizer as it was.
         """
-        name = type(self).__name__
         per_param, saved_groups = self.check_state(state)
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: _restore(v) for k, v in saved.items() if k != "params"})

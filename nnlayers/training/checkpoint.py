@@ -7,11 +7,11 @@ buffers, the schedule, the history and the callbacks' state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Mapping, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping
 
 import numpy as np
 
-from ..nn.module import Layer
+from ..nn.structure import random_generators
 from ..saving.serialize import read_checkpoint, save
 from ..utils.types import PathLike
 from .callbacks import History
@@ -27,7 +27,7 @@ def training_state(trainer: Trainer) -> Dict[str, Any]:
         "seed": trainer.seed,
         "rng_state": trainer.rng.bit_generator.state,
         "augment_rng_state": trainer.augment_rng.bit_generator.state,
-        "layer_rng_states": {name: _rng_state(rng) for name, rng in _layer_generators(trainer.model)},
+        "layer_rng_states": {name: _rng_state(rng) for name, rng in random_generators(trainer.model)},
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
         "loss": {"type": type(trainer.loss_fn).__name__, "reduction": trainer.loss_fn.reduction},
@@ -81,7 +81,7 @@ def load_training_state(trainer: Trainer, state: Mapping[str, Any]) -> None:
     if "augment_rng_state" in state:
         trainer.augment_rng.bit_generator.state = state["augment_rng_state"]
     saved_rngs = state.get("layer_rng_states", {})
-    for name, rng in _layer_generators(trainer.model):
+    for name, rng in random_generators(trainer.model):
         if name in saved_rngs:
             _set_rng_state(rng, saved_rngs[name])
     trainer.optimizer.load_state_dict(state["optimizer"])
@@ -92,14 +92,6 @@ def load_training_state(trainer: Trainer, state: Mapping[str, Any]) -> None:
     trainer.history = History.from_dict(state["history"])
     for callback, cb_state in zip(trainer.callbacks, state["callbacks"]):
         callback.load_state_dict(cb_state)
-
-
-def _layer_generators(model: Layer) -> Iterator[Tuple[str, Any]]:
-    """The generators of layers that draw random numbers in training (Dropout): they resume with the run."""
-    for name, layer in model.named_modules():
-        rng = getattr(layer, "rng", None)
-        if isinstance(rng, (np.random.Generator, np.random.RandomState)):
-            yield name, rng
 
 
 def save_checkpoint(trainer: Trainer, path: PathLike) -> None:

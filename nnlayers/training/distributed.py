@@ -7,6 +7,11 @@ every ``size``-th example from ``r``), each process computes the gradient of its
 process holds the gradient of the whole batch and takes the same optimizer step. The result is
 the single-process run with batch ``B``, up to the order of floating-point additions.
 
+Each process draws its own random numbers (Dropout's masks, the flips and crops of augmentation):
+process 0 those of the single-process run, which checkpoints save, and process ``r`` generators
+derived anew each epoch from the seed, ``r`` and the epoch, so that the shards of a batch are not
+dropped and flipped alike and a resumed run draws the same numbers again.
+
 `BatchNorm2D` normalises with each process's own batch statistics (as PyTorch's
 ``DistributedDataParallel`` by default); the running statistics are averaged over the processes
 after every epoch, so that every copy of the model is the same. Metrics are summed over the
@@ -32,6 +37,7 @@ from typing import Any, List, NoReturn, Optional, Sequence
 import numpy as np
 
 from ..nn.module import Layer, Parameter
+from ..nn.structure import random_generators
 
 #: Environment variables that MPI launchers set (MPICH / Intel MPI, Open MPI, Slurm's PMI).
 _LAUNCHER_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
@@ -113,6 +119,19 @@ class Distributed:
         self.communicating = True
         for array in model._state_arrays().values():
             self.comm.Bcast(array, root=0)
+
+    def own_streams(self, seed: int, epoch: int, model: Layer) -> Optional[np.random.Generator]:
+        """On processes other than 0: reseed the model's random layers from ``(seed, rank, epoch)`` and
+        return the epoch's augmentation generator; on process 0 (the run's own streams) ``None``."""
+        if self.is_root:
+            return None
+        key = [seed, self.rank, epoch]
+        for index, (_, rng) in enumerate(random_generators(model)):
+            if isinstance(rng, np.random.Generator):
+                rng.bit_generator.state = np.random.default_rng([*key, 2, index]).bit_generator.state
+            else:
+                rng.seed(np.random.SeedSequence([*key, 2, index]).generate_state(4))
+        return np.random.default_rng([*key, 1])
 
     def barrier(self) -> None:
         self.communicating = True

@@ -130,8 +130,8 @@ def evaluate(
             f"the model gives {raw.shape[1]} outputs for {len(names)} classes {list(names)}: metrics over classes "
             "without names would be wrong; use the model with the classes it was trained on"
         )
-    classes = max(2, raw.shape[1])
-    check_labels(split, classes)  # a binary model must not count class 2 as positive
+    count = max(2, raw.shape[1])
+    check_labels(split, count)  # a binary model must not count class 2 as positive
     truth = split.labels().astype(np.int64)
     loss_fn = loss_fn or loss_for(model, raw.shape[1])
     scored = raw
@@ -140,7 +140,7 @@ def evaluate(
     loss = loss_fn(scored, loss_fn.targets(truth, raw.dtype))
     proba = probabilities(model, raw)
     predicted = (proba > threshold).astype(np.int64) if proba.ndim == 1 else proba.argmax(axis=1)
-    scores = {"loss": float(loss), **classification_metrics(truth, predicted, classes), "n": len(truth)}
+    scores = {"loss": float(loss), **classification_metrics(truth, predicted, count), "n": len(truth)}
     if proba.ndim == 1:  # the binary figures of class 1, and the matrix as [[tn, fp], [fn, tp]]
         scores.update({k: scores["per_class"][1][k] for k in ("precision", "recall", "f1")})
     else:

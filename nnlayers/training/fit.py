@@ -10,7 +10,6 @@ resume bit for bit. Evaluation and prediction live in `nnlayers.training.evaluat
 from __future__ import annotations
 
 import math
-import sys
 import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -21,6 +20,7 @@ from ..data.batching import iter_batches
 from ..data.sources import Data, as_subset, check_labels
 from ..data.splits import Subset, split_indices
 from ..nn.layers.activation import Sigmoid, Softmax
+from ..nn.layers.normalization import BatchNorm1D
 from ..nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from ..nn.module import Layer
 from ..nn.structure import flattens_input, last_layer
@@ -33,6 +33,7 @@ from . import checkpoint
 from .callbacks import Callback, History, ModelCheckpoint, TrainingStopped
 from .distributed import Distributed, resolve
 from .evaluation import evaluate, model_outputs
+from .report import diverged_message, epoch_line, say
 
 #: An epoch whose mean training loss is above this many times the loss of guessing (ln 2 for two
 #: classes, ln K for K) has diverged: the model is confidently wrong on most examples, as after
@@ -137,11 +138,15 @@ class Trainer:
         names = ["loss", "accuracy"]
         return names + [f"val_{n}" for n in names] if self.has_validation else names
 
-    def batches(self, data: Subset, batch_size: int, shuffle: bool) -> Iterator[Tuple[Array, Array, float, int]]:
+    def batches(
+        self, data: Subset, batch_size: int, shuffle: bool, drop_last: bool = False
+    ) -> Iterator[Tuple[Array, Array, float, int]]:
         """Per batch: inputs in the form the model takes, targets in the form the loss takes (this process's
         part), that part's share of the batch's mean loss, and the whole batch's size; one reused input buffer."""
         dtype = self.model.dtype or np.dtype(np.float32)
         order = self.rng.permutation(data.indices) if shuffle else data.indices
+        if drop_last and shuffle:  # training batches only: validation sees every example
+            order = order[: len(order) - len(order) % batch_size]
         flatten = flattens_input(self.model)
         augment = self.augment if shuffle and data.x.ndim == 4 else None  # training batches of images only
         # one kept input buffer: a fresh multi-megabyte array every batch costs page faults
@@ -176,11 +181,32 @@ class Trainer:
         threshold = 0.5 if isinstance(last_layer(self.model), Sigmoid) else 0.0
         return int(np.count_nonzero((pred > threshold) == (y > 0.5)))
 
-    def run_epoch(self, data: Subset, batch_size: int, show_bar: bool) -> Dict[str, float]:
+    def check_batches(self, examples: int, batch_size: int, drop_last: bool) -> None:
+        """Before training: refuse batches of one example (or a process's part of one) for a `BatchNorm1D`,
+        which cannot normalise a single row in training, naming the batch and the remedy."""
+        if drop_last and examples < batch_size:
+            raise ValueError(f"drop_last=True leaves no batch to train on: {examples} examples in batches of {batch_size}")
+        norm = next((layer for _, layer in self.model.named_modules() if isinstance(layer, BatchNorm1D)), None)
+        if norm is None:
+            return
+        processes = self.distributed.size if self.distributed is not None else 1
+        last = 0 if drop_last else examples % batch_size
+        for size, which in ((batch_size, "every batch"), (last, "the last batch of each epoch")):
+            if size and 1 in (size // processes, -(-size // processes)):
+                part = f"{which} holds 1 example" if processes == 1 else f"a process's part of {which} holds 1 example"
+                raise ValueError(
+                    f"{part} ({examples} examples in batches of {batch_size}"
+                    + (f" over {processes} processes" if processes > 1 else "")
+                    + f"), and {norm} needs more than one in training: pass drop_last=True to leave the last batch "
+                    "out, or choose a batch size that leaves no single example"
+                )
+
+    def run_epoch(self, data: Subset, batch_size: int, show_bar: bool, drop_last: bool = False) -> Dict[str, float]:
         model, loss_fn, optimizer, group = self.model, self.loss_fn, self.optimizer, self.distributed
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        steps = self._progress(self.batches(data, batch_size, True), len(data), batch_size, show_bar)
+        kept = len(data) - len(data) % batch_size if drop_last else len(data)
+        steps = self._progress(self.batches(data, batch_size, True, drop_last), kept, batch_size, show_bar)
         for x, y, share, whole in steps:
             if len(y):  # a process's part of the last batch may be empty
                 pred = model(x)
@@ -231,7 +257,9 @@ class Trainer:
         batch_size: int,
         verbose: int,
         progress: Optional[bool] = None,
+        drop_last: bool = False,
     ) -> History:
+        self.check_batches(len(train), batch_size, drop_last)  # on every process alike, before any collective call
         if self.distributed is not None:
             self.distributed.broadcast_model(self.model)  # every process starts from process 0's weights
             verbose = verbose if self.distributed.is_root else 0  # one process speaks
@@ -243,13 +271,16 @@ class Trainer:
             best_loss, best_state, best_epoch = math.inf, self.model.state_dict(), self.epoch
             while self.epoch < epochs:
                 start = time.perf_counter()
+                streams = self.distributed.own_streams(self.seed, self.epoch, self.model) if self.distributed else None
+                if streams is not None:  # (process 0 keeps the run's generator)
+                    self.augment_rng = streams
                 lr = self.optimizer.lr
-                logs = self.run_epoch(train, batch_size, show_bar)
+                logs = self.run_epoch(train, batch_size, show_bar, drop_last)
                 if self.diverged(logs["loss"], self.outputs):
                     self.model.load_state_dict(best_state)
-                    self.history.stop_reason = _diverged_message(self.epoch + 1, logs["loss"], lr, best_epoch)
+                    self.history.stop_reason = diverged_message(self.epoch + 1, logs["loss"], lr, best_epoch, DIVERGED_FACTOR)
                     self.history.diverged = True
-                    _say(self.history.stop_reason, verbose)
+                    say(self.history.stop_reason, verbose)
                     break
                 if logs["loss"] < best_loss:
                     best_loss, best_state, best_epoch = logs["loss"], self.model.state_dict(), self.epoch + 1
@@ -261,11 +292,11 @@ class Trainer:
                 self.history.append(self.epoch, logs)
                 self._step_scheduler(logs)
                 if verbose:
-                    _say(_epoch_line(self.epoch, epochs, logs), verbose)
+                    say(epoch_line(self.epoch, epochs, logs), verbose)
                 self._epoch_end_callbacks(logs)
         except TrainingStopped as stop:
             self.history.stop_reason = str(stop)
-            _say(str(stop), verbose)
+            say(str(stop), verbose)
         except Exception as error:
             if self.distributed is not None:  # the other processes would wait for this one for ever
                 self.distributed.abort(error)
@@ -315,37 +346,6 @@ class Trainer:
             raise stop
 
 
-def _say(message: str, verbose: int) -> None:
-    if verbose:
-        print(message, file=sys.stderr, flush=True)
-
-
-def _epoch_line(epoch: int, epochs: int, logs: Mapping[str, float]) -> str:
-    parts = [f"epoch {epoch}/{epochs}", f"loss {logs['loss']:.4f}", f"accuracy {logs['accuracy']:.3f}"]
-    if "val_loss" in logs:
-        parts += [f"val_loss {logs['val_loss']:.4f}", f"val_accuracy {logs['val_accuracy']:.3f}"]
-    parts += [f"lr {logs['lr']:.3g}", f"{logs['seconds']:.1f}s"]
-    return "  ".join(parts)
-
-
-def _diverged_message(epoch: int, loss: float, lr: float, best_epoch: int) -> str:
-    what = (
-        "became NaN or infinite"
-        if not math.isfinite(loss)
-        else f"rose to {loss:.3g}, over {DIVERGED_FACTOR}x that of guessing"
-    )
-    kept = (
-        f"the model holds the weights of epoch {best_epoch} again (its lowest training loss)"
-        if best_epoch
-        else "the model holds its initial weights again"
-    )
-    return (
-        f"stopped: training diverged in epoch {epoch}: the loss {what} (learning rate {lr:g}); {kept}. "
-        f"Try a smaller learning rate (e.g. {lr / 10:g}), less momentum, or check the inputs for NaN and that "
-        f"images are scaled to [0, 1]."
-    )
-
-
 def fit(
     model: Layer,
     loss_fn: Loss,
@@ -364,6 +364,7 @@ def fit(
     augment: Union[None, str, Transform] = None,
     progress: Optional[bool] = None,
     distributed: Any = None,
+    drop_last: bool = False,
 ) -> History:
     """Train ``model`` with mini-batch gradient descent, like Keras' ``model.fit``.
 
@@ -401,6 +402,9 @@ def fit(
         distributed: Train data-parallel over MPI (`nnlayers.training.distributed`): ``True`` for all the
             processes ``mpiexec`` started, or a `nnlayers.training.distributed.Distributed` group. Each
             process takes its share of every batch; only process 0 prints and writes files.
+        drop_last: Leave out the last training batch of each epoch when it is smaller than
+            ``batch_size`` (PyTorch's ``DataLoader(drop_last=True)``): a `BatchNorm1D` cannot train on
+            a batch of one example.
 
     Returns:
         The `History`; each epoch logs ``loss``, ``accuracy`` (and ``val_`` ones), ``lr`` and
@@ -429,4 +433,4 @@ def fit(
     )  # fmt: skip
     if resume is not None:
         trainer.resume(resume)
-    return trainer.fit(train, val, int(epochs), int(batch_size), verbose, progress)
+    return trainer.fit(train, val, int(epochs), int(batch_size), verbose, progress, bool(drop_last))

@@ -79,6 +79,9 @@ class _BatchNorm(Layer):
 
     def forward(self, x: Array) -> Array:
         rows = self._features(x)
+        out_dtype = rows.dtype
+        if rows.dtype == np.float16:  # sums over a batch of photos overflow float16 (65504): statistics in float32
+            rows = rows.astype(np.float32)
         batch_stats = self.training or not self.track_running_stats
         if batch_stats:
             if len(rows) < 2 and self.training:
@@ -105,7 +108,7 @@ class _BatchNorm(Layer):
         self.save_for_backward(
             rows=rows, centred=centred, mean=mean, inv_std=inv_std, batch_stats=batch_stats, x_shape=np.shape(x)
         )
-        return out.reshape(np.shape(x))
+        return out.astype(out_dtype, copy=False).reshape(np.shape(x))
 
     def _update_running(self, mean: Array, var: Array, count: int) -> None:
         self.num_batches_tracked += 1
@@ -131,14 +134,14 @@ class _BatchNorm(Layer):
             self.bias.accumulate(grad_bias)
         scale = inv_std * self.weight.data if self.weight is not None else inv_std
         if not batch_stats:  # running statistics are constants: a per-channel scale
-            return (g * scale).reshape(grad_y.shape)
+            return (g * scale).astype(grad_y.dtype, copy=False).reshape(grad_y.shape)
         m = len(g)
         # the batch mean and variance depend on every input:
         # dx = scale * (g - mean(g) - normalised * mean(g * normalised)), normalised = centred * inv_std
         grad_x = g * scale
         grad_x -= scale * grad_bias / m
         grad_x -= centred * (scale * inv_std * grad_weight / m)
-        return grad_x.reshape(grad_y.shape)
+        return grad_x.astype(grad_y.dtype, copy=False).reshape(grad_y.shape)
 
     def get_config(self) -> Dict[str, Any]:
         """Constructor arguments that rebuild this layer (statistics aside)."""

@@ -28,16 +28,14 @@ class _Pool2D(SpatialLayer):
 
     def _out_hw(self, x: Array) -> Tuple[int, int]:
         (h, w), (kh, kw), (ph, pw) = x.shape[1:3], self.kernel_size, self.padding
-        if kh > h + ph or kw > w + pw:  # a window mostly of padding: no use, and its cost is the window's size
+        ho = output_size(h, kh, self.stride[0], ph)
+        wo = output_size(w, kw, self.stride[1], pw)
+        # a window mostly of padding is of no use, and it costs the window's size: at most one side's padding
+        if ho < 1 or wo < 1 or kh > h + ph or kw > w + pw:
+            less = f" less its padding {self.padding} (a window may reach past the image by one side's padding)"
             raise ValueError(
-                f"{self}: its window {self.kernel_size} is larger than the {h}x{w} images it gets plus its padding "
-                f"{self.padding}; a window may cover at most the image and the padding of one side"
-            )
-        ho = output_size(x.shape[1], self.kernel_size[0], self.stride[0], self.padding[0])
-        wo = output_size(x.shape[2], self.kernel_size[1], self.stride[1], self.padding[1])
-        if ho < 1 or wo < 1:
-            raise ValueError(
-                f"{type(self).__name__} got images of {x.shape[1]}x{x.shape[2]}, smaller than its window {self.kernel_size}"
+                f"{type(self).__name__} got images of {h}x{w}, smaller than its window {self.kernel_size}"
+                + (less if ph or pw else "")
             )
         return ho, wo
 
