@@ -138,3 +138,114 @@ def test_a_killed_process_ends_the_run_with_an_error_and_the_checkpoint_stays_lo
     _, stderr = launcher.communicate(timeout=120)  # a hang fails here
     assert launcher.returncode != 0 and time.time() - start < 60
     assert load(tmp_path / "ck" / "last.nnl") is not None  # written atomically by process 0
+
+
+# --- round three of hardening: an error on one process ends them all; each draws its own numbers -----------
+
+
+def _timed_mpirun(*args, **kwargs):
+    start = time.time()
+    result = mpirun(2, *args, timeout=60, **kwargs)  # a hang fails here (it waited for ever)
+    return result, time.time() - start
+
+
+def test_an_output_path_refused_on_one_process_ends_both(tmp_path):
+    env = {"NNLAYERS_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    result, seconds = _timed_mpirun(sys.executable, "-m", "nnlayers", "train", "--epochs", "1", "--out",
+                                    "missing/m.nnl", env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0 and seconds < 30
+    assert "folder missing does not exist" in result.stderr, result.stderr
+
+
+RAISING = """
+import sys
+import numpy as np
+sys.path.insert(0, {repo!r})
+from mpi4py import MPI
+from nnlayers import SGD, BatchNorm1D, BCEWithLogitsLoss, Dense, Layer, Sequential, fit
+
+class FailsOnProcessOne(Layer):
+    takes_images = None
+    calls = 0
+    def forward(self, x):
+        self.calls += 1
+        if MPI.COMM_WORLD.Get_rank() == 1 and self.calls == 3:
+            raise RuntimeError("a failure on process 1 only")
+        return x
+    def backward(self, grad_y):
+        return grad_y
+
+case = {case!r}
+rng = np.random.default_rng(0)
+if case == "batchnorm":  # 9 examples in batches of 3: the last batch is dealt 2 + 1
+    x, y = rng.normal(size=(9, 4)), rng.integers(0, 2, 9)
+    model = Sequential([Dense(4, 3, rng=0), BatchNorm1D(3), Dense(3, 1, rng=1)])
+    batch = 3
+else:
+    x, y = rng.normal(size=(64, 4)), rng.integers(0, 2, 64)
+    model = Sequential([Dense(4, 3, rng=0), FailsOnProcessOne(), Dense(3, 1, rng=1)])
+    batch = 8
+fit(model, BCEWithLogitsLoss(), SGD(model.parameters(), lr=0.1), (x, y), epochs=2, batch_size=batch, verbose=0,
+    distributed=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("one process", "a failure on process 1 only"),
+        ("batchnorm", "a process's part of every batch holds 1 example (9 examples in batches of 3 over 2 processes)"),
+    ],
+)
+def test_an_error_on_one_process_ends_every_process_within_seconds(tmp_path, case, message):
+    script = tmp_path / "script.py"
+    script.write_text(RAISING.format(repo=str(REPO), case=case))
+    result, seconds = _timed_mpirun(sys.executable, script)
+    assert result.returncode != 0 and seconds < 30, result.stderr
+    assert message in result.stderr, result.stderr
+
+
+STREAMS = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {repo!r})
+from mpi4py import MPI
+from nnlayers import SGD, BCEWithLogitsLoss, Dense, Dropout, Flatten, Layer, Sequential, fit
+
+class Record(Layer):
+    takes_images = None
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+    def forward(self, x):
+        if self.training:
+            self.seen.append(np.array(x).tolist())
+        return x
+    def backward(self, grad_y):
+        return grad_y
+
+image = np.random.default_rng(0).integers(0, 256, (4, 4, 3)).astype(np.uint8)
+x, y = np.repeat(image[None], 16, axis=0), np.array([0, 1] * 8)  # one photo: only the random changes differ
+flips, drops = Record(), Record()
+model = Sequential([flips, Flatten(), Dropout(0.5, rng=0), drops, Dense(48, 1, rng=1)])
+fit(model, BCEWithLogitsLoss(), SGD(model.parameters(), lr=0.01), (x, y), epochs=2, batch_size=8, verbose=0,
+    augment="flip,crop", distributed=True)
+seen = MPI.COMM_WORLD.gather((flips.seen, drops.seen), root=0)
+if MPI.COMM_WORLD.Get_rank() == 0:
+    json.dump(seen, open({out!r}, "w"))
+"""
+
+
+def test_each_process_draws_its_own_masks_flips_and_crops(tmp_path):
+    script = tmp_path / "script.py"
+    out = tmp_path / "seen.json"
+    script.write_text(STREAMS.format(repo=str(REPO), out=str(out)))
+    result, _ = _timed_mpirun(sys.executable, script)
+    assert result.returncode == 0, result.stderr
+    (flips0, drops0), (flips1, drops1) = json.loads(out.read_text())
+    assert len(flips0) == len(flips1) == 4  # 2 epochs of 2 batches, 4 examples each per process
+    for a, b in zip(flips0, flips1):  # the same photo, changed differently on each process
+        assert not np.array_equal(a, b)
+    for a, b in zip(drops0, drops1):
+        assert not np.array_equal(np.array(a) == 0, np.array(b) == 0)
+    assert not np.array_equal(flips1[0], flips1[2])  # and differently in each epoch

@@ -49,7 +49,6 @@ FIXED_ON_RESUME: Tuple[str, ...] = (
 )  # fmt: skip
 
 
-
 def _preprocessing(size: int, layout: str) -> Dict[str, Any]:
     return {
         "size": [size, size],
@@ -92,7 +91,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     written = [("--out", args.out), ("--history", args.history), ("--plot", args.plot)]
     folder = args.checkpoint_dir
     checkpoints = [(f"--checkpoint-dir's {n}", os.path.join(folder, n)) for n in ("last.nnl", "best.nnl") if folder]
-    refuse_same_files(written + checkpoints)
+    refuse_same_files(checkpoints + written)  # (the message asks to change the output the user named)
     refuse_same_files(written, inputs=[("--resume", args.resume)])  # the checkpoints do replace the one resumed
     for option, value in (("--out", args.out), ("--history", args.history), ("--plot", args.plot)):
         if value is None:

@@ -172,7 +172,9 @@ def index_folder(root: Path, labels: str = "auto", strict: bool = True) -> Folde
     index.ignored["hidden"] += listed.ignored["hidden"]
     index.problems += listed.problems
     _walk(str(root), None, index, {(top.st_dev, top.st_ino)}, (visible, infos))
-    unlabeled = [os.path.basename(p) for p, n in zip(index.files, index.names) if not n] if strict and "" in index.names else []
+    unlabeled = (
+        [os.path.basename(p) for p, n in zip(index.files, index.names) if not n] if strict and "" in index.names else []
+    )
     if unlabeled:
         raise ValueError(
             f"cannot infer labels from the file names in {root}: {len(unlabeled)} files such as "

@@ -106,7 +106,9 @@ def check_preprocessing(value: Any) -> None:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
         raise ModelFileError(f"preprocessing scale must be a positive number, got {scale!r}")
     if value.get("channel_order", "RGB") not in CHANNEL_ORDERS:
-        raise ModelFileError(f"preprocessing channel_order must be one of {CHANNEL_ORDERS}, got {value.get('channel_order')!r}")
+        raise ModelFileError(
+            f"preprocessing channel_order must be one of {CHANNEL_ORDERS}, got {value.get('channel_order')!r}"
+        )
     if value.get("layout", "NHWC") not in LAYOUTS:
         raise ModelFileError(f"preprocessing layout must be one of {LAYOUTS}, got {value.get('layout')!r}")
 

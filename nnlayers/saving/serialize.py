@@ -213,7 +213,9 @@ def count_layers(architecture: Any) -> int:
         entry = pending.pop()
         count += 1
         if count > MAX_LAYERS:
-            raise ModelFileError(f"bad architecture: more than {MAX_LAYERS:,} layers (a model file holds at most that many)")
+            raise ModelFileError(
+                f"bad architecture: more than {MAX_LAYERS:,} layers (a model file holds at most that many)"
+            )
         children = entry.get("layers") if isinstance(entry, Mapping) else None
         if isinstance(children, list):
             pending.extend(children)
@@ -388,7 +390,9 @@ def _check_layout(model: Layer, preprocessing: Optional[Mapping[str, Any]], path
     layout = (preprocessing or {}).get("layout")
     takes = "NHWC, flattened" if flattens_input(model) else "NHWC"
     if layout is not None and layout != takes:
-        raise ModelFileError(f"{path}: its preprocessing says the model takes {layout!r} inputs, but its layers take {takes!r}")
+        raise ModelFileError(
+            f"{path}: its preprocessing says the model takes {layout!r} inputs, but its layers take {takes!r}"
+        )
 
 
 def read_checkpoint(path: PathLike) -> Tuple[Dict[str, np.ndarray], Optional[Dict[str, Any]]]:

@@ -56,7 +56,9 @@ def check_training_state(trainer: Trainer, state: Mapping[str, Any]) -> None:
     trainer.optimizer.check_state(state["optimizer"])  # shapes and groups, before any weight is loaded
     kind = type(trainer.scheduler).__name__
     if saved_schedule is not None and saved_schedule.get("type", kind) != kind:
-        raise ValueError(f"the checkpoint was written with a {saved_schedule.get('type')} schedule, this run uses {kind}")
+        raise ValueError(
+            f"the checkpoint was written with a {saved_schedule.get('type')} schedule, this run uses {kind}"
+        )
 
 
 def same_schedule(scheduler: Any, saved: Mapping[str, Any]) -> bool:

@@ -185,7 +185,9 @@ class Trainer:
         """Before training: refuse batches of one example (or a process's part of one) for a `BatchNorm1D`,
         which cannot normalise a single row in training, naming the batch and the remedy."""
         if drop_last and examples < batch_size:
-            raise ValueError(f"drop_last=True leaves no batch to train on: {examples} examples in batches of {batch_size}")
+            raise ValueError(
+                f"drop_last=True leaves no batch to train on: {examples} examples in batches of {batch_size}"
+            )
         norm = next((layer for _, layer in self.model.named_modules() if isinstance(layer, BatchNorm1D)), None)
         if norm is None:
             return
@@ -278,7 +280,9 @@ class Trainer:
                 logs = self.run_epoch(train, batch_size, show_bar, drop_last)
                 if self.diverged(logs["loss"], self.outputs):
                     self.model.load_state_dict(best_state)
-                    self.history.stop_reason = diverged_message(self.epoch + 1, logs["loss"], lr, best_epoch, DIVERGED_FACTOR)
+                    self.history.stop_reason = diverged_message(
+                        self.epoch + 1, logs["loss"], lr, best_epoch, DIVERGED_FACTOR
+                    )
                     self.history.diverged = True
                     say(self.history.stop_reason, verbose)
                     break
