@@ -4,6 +4,8 @@
 - `small_cnn`: the convolutional network that ``nnlayers train --arch cnn`` trains: blocks of
   ``Conv2D 3x3 -> BatchNorm2D -> ReLU -> MaxPool2D 2``, then global average pooling, dropout and
   a dense head.
+- `resnet`: a small residual network for 64x64 photos (``nnlayers train --arch resnet``): a stem,
+  stages of `BasicBlock` with projection shortcuts, global average pooling and a dense head.
 
 A binary head has one output (a probability after `Sigmoid` for `mlp`, as the tutorial; a raw
 score for `small_cnn`, trained with `BCEWithLogitsLoss`); K classes get K raw scores, trained with
@@ -14,6 +16,9 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Union
 
+import numpy as np  # noqa: F401 - the examples use it
+
+from .nn.blocks import BasicBlock
 from .nn.container import Sequential
 from .nn.layers.activation import ReLU, Sigmoid, Tanh
 from .nn.layers.conv import Conv2D
@@ -26,7 +31,7 @@ from .nn.module import Layer
 from .utils.checks import check_positive_int
 from .utils.types import RandomSource
 
-__all__ = ["loss_for", "mlp", "small_cnn"]
+__all__ = ["loss_for", "mlp", "resnet", "small_cnn"]
 
 ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}
 
@@ -122,3 +127,68 @@ def small_cnn(
     outputs = 1 if num_classes <= 2 else num_classes
     head = [GlobalAvgPool2D(), Dropout(dropout, rng=_seed(rng, 100)), Dense(previous, outputs, rng=_seed(rng, 101))]
     return Sequential(layers + head)
+
+
+def resnet(
+    num_classes: int = 2,
+    *,
+    widths: Sequence[int] = (16, 32, 64, 128),
+    blocks: Union[int, Sequence[int]] = 1,
+    stem_stride: int = 1,
+    in_channels: int = 3,
+    rng: Union[None, int, RandomSource] = None,
+) -> Sequential:
+    """A small ResNet (He et al., 2015) for photos: what ``nnlayers train --arch resnet`` trains.
+
+    ``Conv2D 3x3 (stride stem_stride) -> BatchNorm2D -> ReLU``, then one stage per entry of
+    ``widths``: ``blocks`` `BasicBlock` layers, the first of each stage after the first with stride
+    2 and a projection shortcut (1x1 convolution and BatchNorm); then ``GlobalAvgPool2D -> Dense``
+    to one raw score (binary, for `BCEWithLogitsLoss`) or ``num_classes`` raw scores.
+
+    The model is a `Sequential`: stem at ``0``-``2``, stage ``s`` at ``3 + s`` (a `Sequential` of
+    blocks with torchvision's keys inside, ``3.0.conv1.weight``, ...), then the pooling and the
+    head. Its state dict loads strictly into the ``torch.nn.Sequential`` of the same layers.
+
+    Args:
+        num_classes: 2 (one output) or K > 2.
+        widths: Channels of each stage.
+        blocks: Blocks per stage (an int for all, or one per stage).
+        stem_stride: 1 keeps the photo's size for the first stage; 2 halves it (4x less work).
+        in_channels: 3 for RGB.
+        rng: An int seed (each layer gets its own) or a generator.
+
+    Examples:
+        >>> model = resnet(2, widths=(8, 16), rng=0)
+        >>> model(np.zeros((2, 16, 16, 3), np.float32)).shape
+        (2, 1)
+        >>> [type(layer).__name__ for layer in model]
+        ['Conv2D', 'BatchNorm2D', 'ReLU', 'Sequential', 'Sequential', 'GlobalAvgPool2D', 'Dense']
+    """
+    num_classes = check_positive_int("num_classes", num_classes)
+    counts = [blocks] * len(widths) if isinstance(blocks, int) else list(blocks)
+    if len(counts) != len(widths) or not widths:
+        raise ValueError(f"blocks must be an int or one count per stage ({len(widths)}), got {blocks!r}")
+    first = check_positive_int("widths", widths[0])
+    layers: List[Layer] = [
+        Conv2D(
+            check_positive_int("in_channels", in_channels),
+            first,
+            3,
+            stem_stride,
+            padding=1,
+            bias=False,
+            rng=_seed(rng, 0),
+        ),  # fmt: skip
+        BatchNorm2D(first),
+        ReLU(),
+    ]
+    previous = first
+    for s, (width, count) in enumerate(zip(widths, counts)):
+        width = check_positive_int("widths", width)
+        stage = [BasicBlock(previous if b == 0 else width, width, 2 if s > 0 and b == 0 else 1,
+                            rng=_seed(rng, 10 * (s + 1) + b))  # fmt: skip
+                 for b in range(check_positive_int("blocks", count))]  # fmt: skip
+        layers.append(Sequential(stage))
+        previous = width
+    outputs = 1 if num_classes <= 2 else num_classes
+    return Sequential(layers + [GlobalAvgPool2D(), Dense(previous, outputs, rng=_seed(rng, 100))])

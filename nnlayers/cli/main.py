@@ -1,6 +1,6 @@
 """The ``nnlayers`` command line (also ``python -m nnlayers``), thin over the library.
 
-nnlayers train [DATA_DIR] [--arch mlp|cnn] [--val-dir DIR | --val-split F] [--epochs N] ...
+nnlayers train [DATA_DIR] [--arch mlp|cnn|resnet] [--val-dir DIR | --val-split F] [--epochs N] ...
 nnlayers evaluate MODEL DATA_DIR
 nnlayers predict MODEL IMAGE_OR_FOLDER... [--json] [--top-k K] [--grid PNG]
 nnlayers info MODEL
@@ -71,7 +71,8 @@ def _add_train(commands: Any) -> None:
             "class), then save it. --arch mlp (default) is the tutorial's network: Dense(H*W*3, hidden), tanh, one "
             "sigmoid output, SGD. --arch cnn is nnlayers.models.small_cnn: four blocks of Conv2D 3x3 + BatchNorm2D + "
             "ReLU + MaxPool2D, global average pooling, dropout, a dense head; Adam with a cosine schedule, flips and "
-            "crops. More than two classes get a softmax head. With validation data the saved model is the epoch with "
+            "crops. --arch resnet is nnlayers.models.resnet: a stride-2 stem and four stages of one BasicBlock "
+            "(widths 32-256); AdamW with weight decay on the weights only, a cosine schedule, flips and crops. More than two classes get a softmax head. With validation data the saved model is the epoch with "
             "the lowest validation loss. Without DATA_DIR it trains on a small built-in set of generated circles "
             "and squares. Unset options take the architecture's defaults."
         ),
@@ -90,25 +91,29 @@ def _add_train(commands: Any) -> None:
     add("--hidden", type=positive_int, help="mlp: hidden units (default: 64)")
     add("--activation", choices=("tanh", "relu", "sigmoid"), help="mlp: hidden activation (default: tanh)")
     add("--init", choices=INITS, help="mlp: weight initialiser; 'normal' is the tutorial's randn * 0.01")
-    add("--epochs", type=positive_int, help="epochs (mlp: 20, cnn: 12; the built-in set with cnn: 6 at size 32)")
+    add(
+        "--epochs",
+        type=positive_int,
+        help="epochs (mlp: 20, cnn: 12, resnet: 20; the built-in set with cnn or resnet: 6 at size 32)",
+    )
     add("--batch-size", type=positive_int, help="examples per step (default: 64)")
-    add("--optimizer", choices=("sgd", "adam", "adamw"), help="optimizer (mlp: sgd, cnn: adam)")
-    add("--lr", type=_positive_float, help="learning rate (mlp: 0.0005, cnn: 0.002)")
+    add("--optimizer", choices=("sgd", "adam", "adamw"), help="optimizer (mlp: sgd, cnn: adam, resnet: adamw)")
+    add("--lr", type=_positive_float, help="learning rate (mlp: 0.0005, cnn and resnet: 0.002)")
     add("--momentum", type=_non_negative_float, help="SGD momentum (default: 0.9)")
     add(
         "--weight-decay",
         type=_non_negative_float,
-        help="weight decay (default: 0; with --optimizer adamw, AdamW's 0.01)",
+        help="weight decay (default: 0; with --optimizer adamw, AdamW's 0.01; resnet: 0.05, weights only)",
     )
     add(
         "--schedule",
         choices=("none", "cosine", "step", "plateau"),
-        help="learning-rate schedule (mlp: none, cnn: cosine)",
+        help="learning-rate schedule (mlp: none, cnn and resnet: cosine)",
     )
     add(
         "--augment",
         metavar="LIST",
-        help="random changes to training photos: flip,crop,jitter or none (mlp: none, cnn: flip,crop)",
+        help="random changes to training photos: flip,crop,jitter or none (mlp: none, cnn and resnet: flip,crop)",
     )
     add("--size", type=_image_size, help="photos are resized to SIZE x SIZE (default: 64)")
     add("--seed", type=int, help="seed of weights, shuffling, split and augmentation (default: 0)")

@@ -39,6 +39,18 @@ ARCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
         "augment": "flip,crop",
         "size": 64,
     },
+    "resnet": {  # chosen by measurement: docs/benchmarks.md, "The photo classifier"
+        "hidden": None,
+        "epochs": 20,
+        "batch_size": 64,
+        "optimizer": "adamw",
+        "lr": 0.002,
+        "momentum": 0.9,
+        "weight_decay": 0.05,  # on the weights only: not on biases and BatchNorm's scales (no_decay_groups)
+        "schedule": "cosine",
+        "augment": "flip,crop",
+        "size": 64,
+    },
 }
 
 
@@ -111,10 +123,12 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _build(settings: Dict[str, Any], features_shape: Tuple[int, ...], classes: int) -> Any:
-    from ..models import mlp, small_cnn
+    from ..models import mlp, resnet, small_cnn
 
     if settings["arch"] == "cnn":
         return small_cnn(classes, rng=settings["seed"])
+    if settings["arch"] == "resnet":
+        return resnet(classes, widths=(32, 64, 128, 256), stem_stride=2, rng=settings["seed"])
     hidden = settings["hidden"] or 64
     return mlp(
         int(np.prod(features_shape)),
@@ -142,14 +156,17 @@ def _check_size(settings: Dict[str, Any]) -> None:
 
 def _optimizer(settings: Dict[str, Any], model: Any) -> Any:
     from ..optim.adam import Adam, AdamW
+    from ..optim.optimizer import no_decay_groups
     from ..optim.sgd import SGD
 
     lr, wd = settings["lr"], settings["weight_decay"]  # None: the optimizer's default
+    # the residual network decays its weights only, not its biases and BatchNorm's scales and shifts
+    params = no_decay_groups(model) if settings["arch"] == "resnet" else model.parameters()
     if settings["optimizer"] == "sgd":
-        return SGD(model.parameters(), lr=lr, momentum=settings["momentum"], weight_decay=wd or 0.0)
+        return SGD(params, lr=lr, momentum=settings["momentum"], weight_decay=wd or 0.0)
     if settings["optimizer"] == "adamw":
-        return AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    return Adam(model.parameters(), lr=lr, weight_decay=wd or 0.0)
+        return AdamW(params, lr=lr, weight_decay=wd)
+    return Adam(params, lr=lr, weight_decay=wd or 0.0)
 
 
 def _schedule(settings: Dict[str, Any], optimizer: Any) -> Any:
@@ -191,7 +208,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{args.resume} was not written by 'nnlayers train --checkpoint-dir'; it cannot be resumed here"
             )
     settings = _settings(args, saved)
-    if args.data_dir is None and saved is None and settings["arch"] == "cnn":  # the built-in shapes: seconds
+    if args.data_dir is None and saved is None and settings["arch"] != "mlp":  # the built-in shapes: seconds
         settings["epochs"] = args.epochs or 6
         settings["size"] = args.size or 32
     if args.resume and not args.checkpoint_dir:  # keep writing checkpoints where the run wrote them
@@ -211,7 +228,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             args,
             f"No DATA_DIR given: training on nnlayers' built-in set of generated circles and squares ({data_dir}). Pass a folder of photos to train on your own.",
         )
-    layout = "NHWC" if settings["arch"] == "cnn" else "NHWC, flattened"
+    layout = "NHWC" if settings["arch"] != "mlp" else "NHWC, flattened"
     preprocessing = _preprocessing(settings["size"], layout)
     options = load_options(preprocessing, args)
     train_set = load_image_folder(data_dir, verbose=not args.quiet, **options)

@@ -1,8 +1,12 @@
 """The layer contract and every layer: `Parameter` and `Layer`, containers, losses, initialisers,
 and the pure array math they share (`nnlayers.nn.functional`). Knows nothing of data, training or files."""
 
+from .blocks import BasicBlock
+from .branching import Add, Concat, Identity, ModuleList, Residual
 from .container import Sequential, evaluation_mode
 from .layers import (
+    ELU,
+    GELU,
     AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
@@ -11,37 +15,57 @@ from .layers import (
     Dropout,
     Flatten,
     GlobalAvgPool2D,
+    GroupNorm,
+    Hardswish,
+    LayerNorm,
     LeakyReLU,
+    LogSoftmax,
     MaxPool2D,
     ReLU,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from .module import Layer, Parameter
 
 __all__ = [
+    "Add",
     "AvgPool2D",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "BasicBlock",
     "BatchNorm1D",
     "BatchNorm2D",
+    "Concat",
     "Conv2D",
     "CrossEntropyLoss",
     "Dense",
     "Dropout",
+    "ELU",
     "Flatten",
+    "GELU",
     "GlobalAvgPool2D",
+    "GroupNorm",
+    "Hardswish",
+    "Identity",
     "Layer",
+    "LayerNorm",
     "LeakyReLU",
+    "LogSoftmax",
     "Loss",
     "MaxPool2D",
+    "ModuleList",
     "Parameter",
     "ReLU",
+    "Residual",
     "Sequential",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
     "evaluation_mode",
 ]

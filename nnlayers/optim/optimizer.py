@@ -233,3 +233,21 @@ def _restore(value: Any) -> Any:
 def decayed(param: Parameter, weight_decay: float) -> Array:
     """The gradient with the L2 penalty added (``grad + weight_decay * w``, as torch's coupled decay)."""
     return param.grad + weight_decay * param.data if weight_decay else param.grad
+
+
+def no_decay_groups(model: Any) -> List[Dict[str, Any]]:
+    """Two parameter groups: the weights (matrices and kernels), and the biases and normalisation
+    scales and shifts (vectors), which get ``weight_decay=0`` (the usual recipe for AdamW and ResNets).
+
+    Examples:
+        >>> from nnlayers import AdamW, BatchNorm1D, Dense, Sequential
+        >>> model = Sequential([Dense(4, 3, rng=0), BatchNorm1D(3)])
+        >>> [len(g["params"]) for g in no_decay_groups(model)]
+        [1, 3]
+        >>> opt = AdamW(no_decay_groups(model), lr=1e-3, weight_decay=0.05)
+    """
+    params = model.parameters()
+    return [
+        {"params": [p for p in params if p.data.ndim > 1]},
+        {"params": [p for p in params if p.data.ndim <= 1], "weight_decay": 0.0},
+    ]

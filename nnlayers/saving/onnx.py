@@ -18,14 +18,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..nn.blocks import BasicBlock
+from ..nn.branching import Add, Concat, Identity, Residual
 from ..nn.container import Sequential, evaluation_mode
-from ..nn.layers.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ..nn.layers.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from ..nn.layers.conv import Conv2D
 from ..nn.layers.dropout import Dropout
 from ..nn.layers.linear import Dense
-from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, _BatchNorm
+from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm, _BatchNorm
 from ..nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from ..nn.layers.reshape import Flatten
+from ..nn.layers.smooth import ELU, GELU, Hardswish, SiLU, Softplus
 from ..nn.module import Layer
 from ..nn.structure import first_layer, flattens_input
 from ..utils.files import atomic_write_bytes
@@ -151,15 +154,115 @@ def _batchnorm(g: OnnxGraph, layer: _BatchNorm, x: str) -> str:
     return g.node("BatchNormalization", inputs, epsilon=layer.eps)
 
 
+def _channels_last(g: OnnxGraph, x: str) -> str:
+    """The tensor in nnlayers' own layout (NCHW inside the convolutional part goes back to NHWC)."""
+    if g.layout == "nchw":
+        x = g.node("Transpose", [x], perm=[0, 2, 3, 1])
+        g.layout = "nhwc"
+    return x
+
+
+def _layer_norm(g: OnnxGraph, layer: LayerNorm, x: str) -> str:
+    x = _channels_last(g, x)  # it normalises nnlayers' last axes
+    n = layer.normalized_shape
+    scale = layer.weight.data if layer.weight is not None else np.ones(n)
+    inputs = [x, g.constant("scale", scale)]
+    if layer.bias is not None:
+        inputs.append(g.constant("bias", layer.bias.data))
+    return g.node("LayerNormalization", inputs, axis=-len(n), epsilon=layer.eps)
+
+
+def _group_norm(g: OnnxGraph, layer: GroupNorm, x: str) -> str:
+    """As InstanceNormalization of (N, G, rest): ONNX's GroupNormalization changed meaning between opsets."""
+    rows = g.layout == "rows"
+    x = x if rows else g.to_nchw(x)  # channels at axis 1 either way
+    shape = g.node("Shape", [x])
+    groups = g.node("Reshape", [x, g.constant("shape", np.array([0, layer.num_groups, -1]), np.dtype(np.int64))])
+    ones, zeros = np.ones(layer.num_groups), np.zeros(layer.num_groups)
+    normal = g.node("InstanceNormalization", [groups, g.constant("one", ones), g.constant("zero", zeros)],
+                    epsilon=layer.eps)  # fmt: skip
+    out = g.node("Reshape", [normal, shape])
+    if layer.weight is None or layer.bias is None:
+        return out
+    per_channel = (1, layer.num_channels) if rows else (1, layer.num_channels, 1, 1)
+    out = g.node("Mul", [out, g.constant("scale", layer.weight.data.reshape(per_channel))])
+    return g.node("Add", [out, g.constant("bias", layer.bias.data.reshape(per_channel))])
+
+
 def _element_wise(g: OnnxGraph, layer: Layer, x: str) -> str:
     if isinstance(layer, LeakyReLU):
         return g.node("LeakyRelu", [x], alpha=layer.negative_slope)
-    if isinstance(layer, Softmax):
-        if g.layout != "rows":
-            raise ValueError("Softmax on images is not exported; put it after Flatten or GlobalAvgPool2D")
-        return g.node("Softmax", [x], axis=-1)
-    op = {Tanh: "Tanh", Sigmoid: "Sigmoid", ReLU: "Relu"}[type(layer)]  # type: ignore[index]
+    if isinstance(layer, (Softmax, LogSoftmax)):
+        if g.layout != "rows" and layer.axis not in (-1, 3):
+            raise ValueError(f"{type(layer).__name__} over axis {layer.axis} of images is not exported")
+        axis = 1 if g.layout == "nchw" else layer.axis  # channels-last's last axis is NCHW's axis 1
+        return g.node(type(layer).__name__, [x], axis=axis)
+    op = {Tanh: "Tanh", Sigmoid: "Sigmoid", ReLU: "Relu", Hardswish: "HardSwish"}[type(layer)]  # type: ignore[index]
     return g.node(op, [x])
+
+
+def _smooth(g: OnnxGraph, layer: Layer, x: str) -> str:
+    """GELU, SiLU, ELU and Softplus from ONNX's basic operators (opset 13 has no Gelu)."""
+    c = lambda value: g.constant("c", np.array(value))  # noqa: E731
+    if isinstance(layer, SiLU):
+        return g.node("Mul", [x, g.node("Sigmoid", [x])])
+    if isinstance(layer, ELU):
+        return g.node("Elu", [x], alpha=layer.alpha)
+    if isinstance(layer, Softplus):  # (ONNX's has no threshold: above it the two differ by < exp(-threshold))
+        scaled = g.node("Softplus", [g.node("Mul", [x, c(layer.beta)])])
+        return g.node("Div", [scaled, c(layer.beta)])
+    assert isinstance(layer, GELU)
+    if layer.approximate == "tanh":
+        inner = g.node("Add", [x, g.node("Mul", [c(0.044715), g.node("Mul", [x, g.node("Mul", [x, x])])])])
+        gate = g.node("Tanh", [g.node("Mul", [c(np.sqrt(2 / np.pi)), inner])])
+    else:
+        gate = g.node("Erf", [g.node("Mul", [x, c(1 / np.sqrt(2))])])
+    return g.node("Mul", [g.node("Mul", [x, c(0.5)]), g.node("Add", [gate, c(1.0)])])
+
+
+def _branches(g: OnnxGraph, outputs: List[Tuple[str, str]]) -> List[str]:
+    """Branch outputs (name, layout) brought to one layout (NCHW if any branch went there)."""
+    layouts = {layout for _, layout in outputs}
+    if len(layouts) > 1 and "rows" in layouts:
+        raise ValueError("branches that give rows and images cannot be merged")
+    g.layout = "nchw" if "nchw" in layouts else layouts.pop()
+    return [g.node("Transpose", [x], perm=[0, 3, 1, 2]) if layout == "nhwc" and g.layout == "nchw" else x
+            for x, layout in outputs]  # fmt: skip
+
+
+def _run_branches(g: OnnxGraph, layers: List[Layer], x: str, where: str) -> List[str]:
+    start, outputs = g.layout, []
+    for i, layer in enumerate(layers):
+        g.layout = start  # every branch starts from the block's input
+        outputs.append((_export_layer(g, layer, x, f"{where}.{i}"), g.layout))
+    return _branches(g, outputs)
+
+
+def _add(g: OnnxGraph, layer: Add, x: str) -> str:
+    total, *rest = _run_branches(g, layer.branches, x, type(layer).__name__)
+    for other in rest:
+        total = g.node("Add", [total, other])
+    return total
+
+
+def _concat(g: OnnxGraph, layer: Concat, x: str) -> str:
+    parts = _run_branches(g, layer.branches, x, "Concat")
+    rank = 2 if g.layout == "rows" else 4
+    axis = layer.axis % rank
+    if g.layout == "nchw":  # nnlayers' axes are channels-last
+        axis = {0: 0, 1: 2, 2: 3, 3: 1}[axis]
+    return g.node("Concat", parts, axis=axis)
+
+
+def _basic_block(g: OnnxGraph, block: BasicBlock, x: str) -> str:
+    start = g.layout
+    body = x
+    for child in (block.conv1, block.bn1, block.relu1, block.conv2, block.bn2):
+        body = g.add_layer(child, body)
+    body_layout, g.layout = g.layout, start
+    shortcut = g.add_layer(block.downsample, x) if block.downsample is not None else x
+    body, shortcut = _branches(g, [(body, body_layout), (shortcut, g.layout)])
+    return g.node("Relu", [g.node("Add", [body, shortcut])])
 
 
 EXPORTERS: Dict[type, Any] = {
@@ -171,12 +274,25 @@ EXPORTERS: Dict[type, Any] = {
     Flatten: _flatten,
     BatchNorm1D: _batchnorm,
     BatchNorm2D: _batchnorm,
+    LayerNorm: _layer_norm,
+    GroupNorm: _group_norm,
     Tanh: _element_wise,
     Sigmoid: _element_wise,
     ReLU: _element_wise,
     LeakyReLU: _element_wise,
     Softmax: _element_wise,
+    LogSoftmax: _element_wise,
+    Hardswish: _element_wise,
+    GELU: _smooth,
+    SiLU: _smooth,
+    ELU: _smooth,
+    Softplus: _smooth,
     Dropout: lambda g, layer, x: x,  # the identity in evaluation
+    Identity: lambda g, layer, x: x,
+    Add: _add,
+    Residual: _add,
+    Concat: _concat,
+    BasicBlock: _basic_block,
 }
 
 

@@ -18,15 +18,18 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
 
 import numpy as np
 
+from ..nn.blocks import BasicBlock
+from ..nn.branching import Add, Concat, Identity, ModuleList, Residual
 from ..nn.container import Sequential
 from ..nn.init import weights_left_unset
-from ..nn.layers.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ..nn.layers.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from ..nn.layers.conv import Conv2D
 from ..nn.layers.dropout import Dropout
 from ..nn.layers.linear import Dense
-from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D
+from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm
 from ..nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from ..nn.layers.reshape import Flatten
+from ..nn.layers.smooth import ELU, GELU, Hardswish, SiLU, Softplus
 from ..nn.module import Layer
 from ..nn.structure import flattens_input
 from ..utils.files import atomic_write_bytes
@@ -62,6 +65,8 @@ BUILTIN_LAYERS: Dict[str, Type[Layer]] = {
         GlobalAvgPool2D,
     )
     + (Flatten, BatchNorm1D, BatchNorm2D, Dropout)
+    + (Identity, Add, Concat, Residual, ModuleList, BasicBlock)
+    + (LogSoftmax, GELU, SiLU, ELU, Softplus, Hardswish, LayerNorm, GroupNorm)
 }
 
 
@@ -153,6 +158,8 @@ def describe(layer: Layer) -> Dict[str, Any]:
         entry["module"] = cls.__module__
     if isinstance(layer, Sequential):
         entry["layers"] = [describe(child) for child in layer]
+    elif next(layer.named_children(), None) is not None:  # a block of named children (Residual, your own)
+        entry["children"] = {name: describe(child) for name, child in layer.named_children()}
     return entry
 
 
@@ -200,6 +207,8 @@ def _build(architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str,
         raise ModelFileError(f"bad config for {name}: {config!r}")
     if "layers" in architecture:
         return _build_sequential_subclass(cls, architecture, config, custom_layers, _depth)
+    if "children" in architecture:
+        return _build_block(cls, architecture, config, custom_layers, _depth)
     try:
         return cls(**config)
     except (TypeError, ValueError, OverflowError, MemoryError) as error:
@@ -219,7 +228,39 @@ def count_layers(architecture: Any) -> int:
         children = entry.get("layers") if isinstance(entry, Mapping) else None
         if isinstance(children, list):
             pending.extend(children)
+        named = entry.get("children") if isinstance(entry, Mapping) else None
+        if isinstance(named, dict):
+            pending.extend(named.values())
     return count
+
+
+def _build_block(
+    cls: Type[Layer],
+    architecture: Mapping[str, Any],
+    config: Dict[str, Any],
+    custom_layers: Optional[Mapping[str, Type[Layer]]],
+    depth: int,
+) -> Layer:
+    """A saved block of named children: built from them when its class keeps the constructor of a
+    container that can (`Residual`, `Add`, ... have ``from_children``), else from its config, and then its
+    children must be the saved ones."""
+    name, saved = architecture["type"], architecture["children"]
+    if not isinstance(saved, dict):
+        raise ModelFileError(f"bad architecture: the children of {name} must be an object")
+    owner = next((k for k in cls.__mro__ if "from_children" in k.__dict__), None)
+    try:
+        if owner is not None and cls.__init__ is owner.__init__:  # type: ignore[misc]
+            children = {key: _build(entry, custom_layers, depth + 1) for key, entry in saved.items()}
+            return cls.from_children(children, config)  # type: ignore[attr-defined]
+        block = cls(**config)
+    except (TypeError, ValueError, OverflowError, MemoryError) as error:
+        raise ModelFileError(f"cannot build {name} from its saved config {str(config)[:200]}: {error}") from None
+    if describe(block).get("children") != saved:
+        raise ModelFileError(
+            f"{name}(**{str(config)[:200]}) builds other layers than the file holds: its get_config() must "
+            "return every argument that shapes the block"
+        )
+    return block
 
 
 def _build_sequential_subclass(

@@ -1,12 +1,14 @@
-"""Every layer, one family a module: linear, activation, conv, pooling, reshape, normalization, dropout."""
+"""Every layer, one family a module: linear, activation, smooth (activations), conv, pooling, reshape,
+normalization, dropout."""
 
-from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .conv import Conv2D
 from .dropout import Dropout
 from .linear import Dense
-from .normalization import BatchNorm1D, BatchNorm2D
+from .normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .reshape import Flatten
+from .smooth import ELU, GELU, Hardswish, SiLU, Softplus
 
 __all__ = [
     "AvgPool2D",
@@ -15,12 +17,20 @@ __all__ = [
     "Conv2D",
     "Dense",
     "Dropout",
+    "ELU",
     "Flatten",
+    "GELU",
     "GlobalAvgPool2D",
+    "GroupNorm",
+    "Hardswish",
+    "LayerNorm",
     "LeakyReLU",
+    "LogSoftmax",
     "MaxPool2D",
     "ReLU",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
 ]

@@ -1,4 +1,6 @@
-"""Activations: `Tanh`, `Sigmoid`, `ReLU`, `LeakyReLU`, `Softmax`; each keeps its output and derives its gradient from it, as the seed does."""
+"""Activations: `Tanh`, `Sigmoid`, `ReLU`, `LeakyReLU`, `Softmax`, `LogSoftmax`; each keeps its output and
+derives its gradient from it, as the seed does. The smooth ones of later networks (GELU, SiLU, ...) are
+in `nnlayers.nn.layers.smooth`."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import numpy as np
 from ...utils.checks import is_real
 from ...utils.types import Array
 from ..checks import check_float_input, check_grad_shape
-from ..functional import sigmoid, softmax
+from ..functional import log_softmax, sigmoid, softmax
 from ..module import Layer
 
 
@@ -142,25 +144,76 @@ class LeakyReLU(Activation):
         return f"negative_slope={self.negative_slope}"
 
 
+def _check_axis(name: str, axis: Any) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name} axis must be an int, got {axis!r}")
+    return int(axis)
+
+
 class Softmax(Activation):
-    """``exp(x) / sum(exp(x))`` over the last axis: class probabilities (``torch.nn.Softmax(dim=-1)``).
+    """``exp(x) / sum(exp(x))`` along ``axis``: class probabilities (``torch.nn.Softmax(dim=axis)``).
 
     Stable for large inputs (shifted by the maximum). For training, prefer ending the model with
     the last `Dense` and using `nnlayers.CrossEntropyLoss`, which takes the raw scores and fuses
     the softmax exactly; `nnlayers.predict_proba` applies the softmax for you.
 
+    Args:
+        axis: The axis that sums to 1 (default: the last, the classes).
+
     Shape:
-        - Input: ``(N, K)``, floating point.
-        - Output: same shape, each row summing to 1.
+        - Input: ``(N, K)`` (or any shape), floating point.
+        - Output: same shape, summing to 1 along ``axis``.
 
     Examples:
         >>> Softmax()(np.array([[0.0, np.log(3.0)]])).round(3)
         array([[0.25, 0.75]])
     """
 
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = _check_axis("Softmax", axis)
+
     def forward(self, x: Array) -> Array:
-        return self._output(softmax(self._input(x)))
+        return self._output(softmax(self._input(x), axis=self.axis))
 
     def backward(self, grad_y: Array) -> Array:
         grad_y, s = self._grad(grad_y)
-        return s * (grad_y - np.sum(grad_y * s, axis=-1, keepdims=True))  # the Jacobian diag(s) - s s^T
+        return s * (grad_y - np.sum(grad_y * s, axis=self.axis, keepdims=True))  # the Jacobian diag(s) - s s^T
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"axis": self.axis} if self.axis != -1 else {}
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}" if self.axis != -1 else ""
+
+
+class LogSoftmax(Activation):
+    """``x - log(sum(exp(x)))`` along ``axis`` (``torch.nn.LogSoftmax(dim=axis)``): log-probabilities, for `NLLLoss`.
+
+    Computed without forming the softmax's small numbers first, so it neither underflows nor
+    overflows. Its gradient: ``grad - softmax(x) * sum(grad)`` along ``axis``.
+
+    Args:
+        axis: The axis of the classes (default: the last).
+
+    Examples:
+        >>> np.exp(LogSoftmax()(np.array([[0.0, np.log(3.0)]]))).round(3)
+        array([[0.25, 0.75]])
+    """
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = _check_axis("LogSoftmax", axis)
+
+    def forward(self, x: Array) -> Array:
+        return self._output(log_softmax(self._input(x), axis=self.axis))
+
+    def backward(self, grad_y: Array) -> Array:
+        grad_y, log_p = self._grad(grad_y)
+        return grad_y - np.exp(log_p) * np.sum(grad_y, axis=self.axis, keepdims=True)
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"axis": self.axis} if self.axis != -1 else {}
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}" if self.axis != -1 else ""

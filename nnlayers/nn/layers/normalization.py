@@ -1,4 +1,5 @@
-"""Batch normalisation: `BatchNorm1D` over rows, `BatchNorm2D` over the channels of images.
+"""Normalisation: `BatchNorm1D` over rows, `BatchNorm2D` over the channels of images (batch statistics),
+`LayerNorm` and `GroupNorm` over each example's own features (no batch statistics).
 
 They normalise with the batch's statistics in training mode and the running ones in evaluation
 mode. `Layer.train` and `Layer.eval` switch them; `fit` trains in training mode and evaluates, predicts
@@ -7,7 +8,7 @@ and validates in evaluation mode by itself.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -207,3 +208,194 @@ class BatchNorm2D(_BatchNorm):
 
     input_ndim = 4
     takes_images = True
+
+
+def _normalized(x: Array, axes: Tuple[int, ...], eps: float) -> Tuple[Array, Array]:
+    """``(x - mean) / sqrt(var + eps)`` over ``axes`` (biased variance), and ``1 / sqrt(var + eps)``."""
+    work = x.astype(np.float32) if x.dtype == np.float16 else x  # float16 sums overflow: statistics in float32
+    mean = work.mean(axis=axes, keepdims=True)
+    centred = work - mean
+    inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + eps)
+    return centred * inv_std, inv_std
+
+
+def _normalized_grad(g_hat: Array, x_hat: Array, inv_std: Array, axes: Tuple[int, ...]) -> Array:
+    """The input gradient of `_normalized` from that of its output: the mean and variance depend on every
+    input of the group, so ``dx = inv_std (g - mean(g) - x_hat mean(g x_hat))`` over ``axes``."""
+    return inv_std * (
+        g_hat - g_hat.mean(axis=axes, keepdims=True) - x_hat * (g_hat * x_hat).mean(axis=axes, keepdims=True)
+    )
+
+
+class LayerNorm(Layer):
+    """Normalise each example over its last dimensions (Ba et al., 2016; ``torch.nn.LayerNorm``).
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, the mean and (biased) variance taken over
+    the last ``len(normalized_shape)`` axes of each example: the same in training and evaluation,
+    with no running statistics, so it suits sequences and small batches (every Transformer block).
+
+    Args:
+        normalized_shape: The trailing shape to normalise over: an int (the features) or a tuple.
+        eps: Added to the variance.
+        elementwise_affine: Learn a ``weight`` and ``bias`` of ``normalized_shape``.
+        bias: With ``elementwise_affine``, learn the ``bias`` too.
+        dtype: ``np.float32`` (default) or ``np.float64``.
+
+    Shape:
+        - Input: ``(*, *normalized_shape)``.
+        - Output: the same.
+
+    Examples:
+        >>> LayerNorm(3)(np.array([[1.0, 2.0, 3.0]])).round(3)
+        array([[-1.225,  0.   ,  1.225]])
+    """
+
+    takes_images = None
+
+    def __init__(
+        self,
+        normalized_shape: Union[int, Sequence[int]],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        *,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        self.normalized_shape = tuple(check_positive_int("LayerNorm normalized_shape", n) for n in shape)
+        if not self.normalized_shape:
+            raise ValueError("LayerNorm normalized_shape must name at least one axis")
+        self.eps = check_number("LayerNorm eps", eps, inclusive=False)
+        self.elementwise_affine = bool(elementwise_affine)
+        dtype = np.dtype(dtype)
+        self.weight = Parameter(filled(self.normalized_shape, 1.0, dtype)) if elementwise_affine else None
+        self.bias = Parameter(filled(self.normalized_shape, 0.0, dtype)) if elementwise_affine and bias else None
+
+    def forward(self, x: Array) -> Array:
+        x = check_float_input(type(self).__name__, x, self.weight.dtype if self.weight is not None else None)
+        k = len(self.normalized_shape)
+        if x.ndim <= k or x.shape[-k:] != self.normalized_shape:
+            raise ValueError(
+                f"{self} expected input (N, ..., {', '.join(map(str, self.normalized_shape))}), got {x.shape}"
+            )
+        axes = tuple(range(x.ndim - k, x.ndim))
+        x_hat, inv_std = _normalized(x, axes, self.eps)
+        self.save_for_backward(x_hat=x_hat, inv_std=inv_std, axes=axes)
+        y = x_hat * self.weight.data if self.weight is not None else x_hat
+        if self.bias is not None:
+            y = y + self.bias.data
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, grad_y: Array) -> Array:
+        x_hat, inv_std, axes = self.saved("x_hat", "inv_std", "axes")
+        g = check_grad_shape(self, grad_y, x_hat.shape).astype(x_hat.dtype, copy=False)
+        batch_axes = tuple(range(g.ndim - len(axes)))
+        if self.weight is not None:
+            self.weight.accumulate((g * x_hat).sum(axis=batch_axes))
+            g_hat = g * self.weight.data
+        else:
+            g_hat = g
+        if self.bias is not None:
+            self.bias.accumulate(g.sum(axis=batch_axes))
+        return _normalized_grad(g_hat, x_hat, inv_std, axes).astype(np.asarray(grad_y).dtype, copy=False)
+
+    def get_config(self) -> Dict[str, Any]:
+        params = self.parameters()
+        return {
+            "normalized_shape": list(self.normalized_shape),
+            "eps": self.eps,
+            "elementwise_affine": self.elementwise_affine,
+            "bias": self.bias is not None,
+            "dtype": (params[0].dtype if params else np.dtype(np.float32)).name,
+        }
+
+    def extra_repr(self) -> str:
+        text = f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return text if self.bias is not None or not self.elementwise_affine else text + ", bias=False"
+
+
+class GroupNorm(Layer):
+    """Normalise groups of channels of each example (Wu & He, 2018; ``torch.nn.GroupNorm``).
+
+    The ``num_channels`` channels (the last axis: channels-last) are split into ``num_groups``
+    groups of consecutive channels; each example's group is normalised over its channels and all
+    positions, then scaled and shifted per channel. One group is a LayerNorm over the whole
+    example, one group per channel an InstanceNorm. Batch-independent, like LayerNorm.
+
+    Args:
+        num_groups: How many groups (must divide ``num_channels``).
+        num_channels: Channels of the input (its last axis).
+        eps: Added to the variance.
+        affine: Learn a per-channel ``weight`` and ``bias``.
+        dtype: ``np.float32`` (default) or ``np.float64``.
+
+    Shape:
+        - Input: ``(N, ..., C)``: rows, sequences ``(N, L, C)`` or images ``(N, H, W, C)``.
+        - Output: the same.
+
+    Examples:
+        >>> GroupNorm(2, 4)(np.random.default_rng(0).normal(size=(2, 5, 5, 4))).shape
+        (2, 5, 5, 4)
+    """
+
+    takes_images = None
+
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        *,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
+        super().__init__()
+        self.num_groups = check_positive_int("GroupNorm num_groups", num_groups)
+        self.num_channels = check_positive_int("GroupNorm num_channels", num_channels)
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+        self.eps = check_number("GroupNorm eps", eps, inclusive=False)
+        self.affine = bool(affine)
+        dtype = np.dtype(dtype)
+        self.weight = Parameter(filled(num_channels, 1.0, dtype)) if affine else None
+        self.bias = Parameter(filled(num_channels, 0.0, dtype)) if affine else None
+
+    def forward(self, x: Array) -> Array:
+        x = check_float_input(type(self).__name__, x, self.weight.dtype if self.weight is not None else None)
+        if x.ndim < 2 or x.shape[-1] != self.num_channels:
+            raise ValueError(f"{self} expected input (N, ..., {self.num_channels}), channels last, got {x.shape}")
+        groups = x.reshape(x.shape[0], -1, self.num_groups, self.num_channels // self.num_groups)
+        x_hat, inv_std = _normalized(groups, (1, 3), self.eps)
+        self.save_for_backward(x_hat=x_hat, inv_std=inv_std, x_shape=x.shape)
+        y = x_hat.reshape(x.shape)
+        if self.weight is not None and self.bias is not None:
+            y = y * self.weight.data + self.bias.data
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, grad_y: Array) -> Array:
+        x_hat, inv_std, x_shape = self.saved("x_hat", "inv_std", "x_shape")
+        g = check_grad_shape(self, grad_y, x_shape).astype(x_hat.dtype, copy=False)
+        rows = g.reshape(-1, self.num_channels)
+        if self.weight is not None and self.bias is not None:
+            self.weight.accumulate((rows * x_hat.reshape(rows.shape)).sum(axis=0))
+            self.bias.accumulate(rows.sum(axis=0))
+            g = g * self.weight.data
+        g_hat = g.reshape(x_hat.shape)
+        return (
+            _normalized_grad(g_hat, x_hat, inv_std, (1, 3))
+            .reshape(x_shape)
+            .astype(np.asarray(grad_y).dtype, copy=False)
+        )
+
+    def get_config(self) -> Dict[str, Any]:
+        return {
+            "num_groups": self.num_groups,
+            "num_channels": self.num_channels,
+            "eps": self.eps,
+            "affine": self.affine,
+            "dtype": (self.weight.dtype if self.weight is not None else np.dtype(np.float32)).name,
+        }
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
