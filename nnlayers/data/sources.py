@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
 from .dataset import ImageDataset
-from .splits import Subset
+from .splits import Subset, split_indices
 
 #: What `fit` and `evaluate` take as data: an `ImageDataset`, a `Subset`, or ``(x, y)`` with ``x``
 #: uint8 images ``(N, H, W, 3)`` (scaled by 1/255 batch by batch) or float features, ``y`` labels.
 Data = Union[ImageDataset, Subset, Tuple[np.ndarray, np.ndarray]]
 
 
-def as_subset(data: Data, name: str = "data") -> Subset:
-    """Any accepted form of data as a `Subset`, checked: matching lengths, not empty, integer labels >= 0."""
+def as_subset(data: Data, name: str = "data", values: bool = False) -> Subset:
+    """Any accepted form of data as a `Subset`, checked: matching lengths, not empty, integer labels >= 0
+    (with ``values``, the float targets of a regression, of any shape per example, finite)."""
     if isinstance(data, Subset):
         return data
     if isinstance(data, ImageDataset):
@@ -23,6 +24,14 @@ def as_subset(data: Data, name: str = "data") -> Subset:
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{name} must be an ImageDataset or a tuple (x, y) (or a Subset), got {type(data).__name__}")
     x, y = np.asarray(data[0]), np.asarray(data[1])
+    if values:
+        if len(x) != len(y) or len(x) == 0 or y.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{name}: expected x (N, ...) and numeric targets (N, ...), got {x.shape} and {y.dtype} {y.shape}"
+            )
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError(f"{name}: the targets hold NaN or infinity")
+        return Subset(x, y, np.arange(len(y)))
     y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
     if y.ndim != 1 or len(x) != len(y):
         raise ValueError(
@@ -45,3 +54,18 @@ def check_labels(data: Subset, classes: int, name: str = "data") -> None:
     if len(bad):
         allowed = "0 or 1" if classes == 2 else f"class indices in [0, {classes})"
         raise ValueError(f"{name}: labels must be {allowed}, got {np.unique(bad)[:5].tolist()}")
+
+
+def training_split(
+    train_data: Data, validation: Union[None, float, Data], seed: int, values: bool = False
+) -> Tuple[Subset, Optional[Subset]]:
+    """The examples `fit` trains on and those it validates on (a fraction is split off, stratified by
+    class; at random for the float targets of a regression, ``values``)."""
+    train = as_subset(train_data, "train_data", values)
+    if validation is None:
+        return train, None
+    if isinstance(validation, float):
+        strata = np.zeros(len(train), np.int8) if values else train.labels()
+        train_idx, val_idx = split_indices(strata, validation, seed)
+        return Subset(train.x, train.y, train.indices[train_idx]), Subset(train.x, train.y, train.indices[val_idx])
+    return train, as_subset(validation, "validation", values)

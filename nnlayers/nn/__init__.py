@@ -28,8 +28,9 @@ from .layers import (
     Softplus,
     Tanh,
 )
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, NLLLoss
 from .module import Layer, Parameter
+from .regression import HuberLoss, L1Loss, MSELoss, SmoothL1Loss
 
 __all__ = [
     "Add",
@@ -50,20 +51,25 @@ __all__ = [
     "GlobalAvgPool2D",
     "GroupNorm",
     "Hardswish",
+    "HuberLoss",
     "Identity",
+    "L1Loss",
     "Layer",
     "LayerNorm",
     "LeakyReLU",
     "LogSoftmax",
     "Loss",
+    "MSELoss",
     "MaxPool2D",
     "ModuleList",
+    "NLLLoss",
     "Parameter",
     "ReLU",
     "Residual",
     "Sequential",
     "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
     "Softplus",
     "Tanh",

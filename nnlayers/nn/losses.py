@@ -1,13 +1,16 @@
-"""Losses: `BCELoss` (after a `Sigmoid`), `BCEWithLogitsLoss` (fused, on raw scores) and
-`CrossEntropyLoss` (K classes, on raw scores).
+"""Classification losses: `BCELoss` (after a `Sigmoid`), `BCEWithLogitsLoss` (fused, on raw scores),
+`CrossEntropyLoss` (K classes, on raw scores) and `NLLLoss` (on log-probabilities). The regression
+losses are in `nnlayers.nn.regression`.
 
 ``loss_fn(pred, target)`` returns a Python float; ``loss_fn.backward()`` returns ``dL/dpred``,
-already divided by the batch size for ``reduction="mean"`` (the seed's ``1/m``).
+already divided by the batch size for ``reduction="mean"`` (the seed's ``1/m``). With
+``reduction="none"`` the loss of each example comes back as an array, and ``backward(grad)`` gives
+the gradient of ``sum(grad * losses)`` (ones by default), as ``losses.backward(grad)`` in PyTorch.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -18,7 +21,7 @@ from .layers.activation import Sigmoid
 from .module import Layer
 from .structure import last_layer
 
-REDUCTIONS = ("mean", "sum")
+REDUCTIONS = ("mean", "sum", "none")
 
 
 class Loss:
@@ -55,11 +58,17 @@ class Loss:
         """
         return float(len(target))
 
-    def backward(self) -> Array:
-        """The gradient of the last loss with respect to ``pred``, same shape and dtype."""
+    def backward(self, grad: Optional[Array] = None) -> Array:
+        """The gradient of the last loss with respect to ``pred``, same shape and dtype.
+
+        With ``reduction="none"``: of ``sum(grad * losses)``, ``grad`` one value per loss (ones by default).
+        """
         if self._grad is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
-        return self._grad
+        if self.reduction != "none" or grad is None:
+            return self._grad
+        g = np.asarray(grad, dtype=self._grad.dtype)
+        return self._grad * g.reshape(g.shape + (1,) * (self._grad.ndim - g.ndim))
 
     def _check(self, pred: Array, target: Array) -> Tuple[Array, Array]:
         """Validate shapes and values; return ``pred`` and ``target`` as same-shape arrays."""
@@ -83,8 +92,10 @@ class Loss:
             raise ValueError(f"{name} expected targets in [0, 1], got {float(bad.ravel()[0]):g}")
         return pred, target_arr
 
-    def _reduce(self, per_example: Array, n: int) -> Tuple[float, float]:
-        """The reduced loss and the scale (``1/m`` for the mean) of its gradient."""
+    def _reduce(self, per_example: Array, n: int) -> Tuple[Any, float]:
+        """The reduced loss (the array of them for ``"none"``) and the scale (``1/m`` for the mean) of its gradient."""
+        if self.reduction == "none":
+            return per_example, 1.0
         if self.reduction == "mean":
             # divide before summing: a sum of huge (finite) losses could overflow where the mean does not
             return float(np.sum(per_example / n)), 1.0 / n
@@ -102,7 +113,7 @@ class BCELoss(Loss):
     gradient (about 16 in float32, 36 in float64, per example) instead of ``inf``/``nan``.
 
     Args:
-        reduction: ``"mean"`` (the seed's ``1/m``) or ``"sum"``.
+        reduction: ``"mean"`` (the seed's ``1/m``), ``"sum"`` or ``"none"``.
 
     Shape:
         - pred: ``(N, 1)`` or ``(N,)``, values in [0, 1].
@@ -118,7 +129,7 @@ class BCELoss(Loss):
                [ 1.]])
     """
 
-    def forward(self, pred: Array, target: Array) -> float:
+    def forward(self, pred: Array, target: Array) -> Any:
         pred, y = self._check(pred, target)
         if np.any((pred < 0) | (pred > 1)):
             raise ValueError(
@@ -131,7 +142,7 @@ class BCELoss(Loss):
         loss, scale = self._reduce(per_example, len(pred))
         # d/dp of the above; with a sigmoid before it the product is the seed's dZ2 = A2 - Y
         self._grad = ((p - y) / (p * (1 - p)) * scale).astype(pred.dtype, copy=False)
-        return loss
+        return loss.astype(pred.dtype, copy=False) if self.reduction == "none" else loss
 
 
 class BCEWithLogitsLoss(Loss):
@@ -142,7 +153,9 @@ class BCEWithLogitsLoss(Loss):
     ``Sigmoid`` + `BCELoss` for training; apply `nnlayers.nn.functional.sigmoid` to get probabilities.
 
     Args:
-        reduction: ``"mean"`` or ``"sum"``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        pos_weight: How much a positive example counts (PyTorch's ``pos_weight``: above 1 for rare
+            positives), or ``None``.
 
     Shape:
         - pred: ``(N, 1)`` or ``(N,)``, any real values.
@@ -158,12 +171,30 @@ class BCEWithLogitsLoss(Loss):
                [ 0.  ]])
     """
 
-    def forward(self, pred: Array, target: Array) -> float:
+    def __init__(self, reduction: str = "mean", pos_weight: Optional[Any] = None) -> None:
+        super().__init__(reduction)
+        self.pos_weight = None if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+        if self.pos_weight is not None and (
+            self.pos_weight.ndim > 1 or not np.all(np.isfinite(self.pos_weight)) or (self.pos_weight < 0).any()
+        ):
+            raise ValueError(f"BCEWithLogitsLoss pos_weight must be a non-negative number, got {pos_weight!r}")
+
+    def forward(self, pred: Array, target: Array) -> Any:
         z, y = self._check(pred, target)
-        per_example = log1p_exp(z) - z * y  # = max(z, 0) - z y + log(1 + exp(-|z|))
+        if self.pos_weight is None:
+            per_example = log1p_exp(z) - z * y  # = max(z, 0) - z y + log(1 + exp(-|z|))
+            slope = sigmoid(z) - y  # seed: dZ2 = A2 - Y
+        else:  # positives count pos_weight times: -[p y log s(z) + (1 - y) log(1 - s(z))]
+            weight = 1 + (self.pos_weight - 1) * y
+            per_example = (1 - y) * z + weight * log1p_exp(-z)
+            slope = (1 - y) - weight * sigmoid(-z)
         loss, scale = self._reduce(per_example, len(z))
-        self._grad = ((sigmoid(z) - y) * scale).astype(z.dtype, copy=False)  # seed: dZ2 = A2 - Y
-        return loss
+        self._grad = (slope * scale).astype(z.dtype, copy=False)
+        return loss.astype(z.dtype, copy=False) if self.reduction == "none" else loss
+
+    def __repr__(self) -> str:
+        extra = f", pos_weight={self.pos_weight.tolist()}" if self.pos_weight is not None else ""
+        return f"{type(self).__name__}(reduction={self.reduction!r}{extra})"
 
 
 class CrossEntropyLoss(Loss):
@@ -172,17 +203,19 @@ class CrossEntropyLoss(Loss):
     As ``torch.nn.CrossEntropyLoss``: per example ``-log softmax(z)[y]``; with ``weight``, each
     example counts ``weight[y]`` and the mean divides by the sum of those weights; with
     ``label_smoothing`` ``e``, the target is ``1 - e`` on the class plus ``e / K`` spread over all
-    of them. The gradient is ``softmax(z) - onehot(y)`` (scaled likewise), the K-class form of the
-    seed's ``dZ2 = A2 - Y``.
+    of them; targets equal to ``ignore_index`` (padding) count nowhere, not even in the mean. The
+    gradient is ``softmax(z) - onehot(y)`` (scaled likewise), the K-class form of the seed's
+    ``dZ2 = A2 - Y``.
 
     Args:
         weight: A weight per class ``(K,)`` (rarer classes counted more), or ``None``.
-        reduction: ``"mean"`` or ``"sum"``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         label_smoothing: In [0, 1).
+        ignore_index: A target value that is skipped (PyTorch's default, -100).
 
     Shape:
         - pred: ``(N, K)`` raw scores (logits), any real values.
-        - target: ``(N,)`` integers in ``[0, K)``.
+        - target: ``(N,)`` integers in ``[0, K)`` (or ``ignore_index``).
         - backward(): the shape and dtype of ``pred``.
 
     Examples:
@@ -196,29 +229,47 @@ class CrossEntropyLoss(Loss):
 
     task = "classes"
 
-    def __init__(self, weight: Optional[Array] = None, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        weight: Optional[Array] = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+    ) -> None:
         super().__init__(reduction)
+        name = type(self).__name__
         self.weight = None if weight is None else np.asarray(weight, dtype=np.float64)
         if self.weight is not None and (
             self.weight.ndim != 1 or not np.all(np.isfinite(self.weight)) or (self.weight < 0).any()
         ):
-            raise ValueError(f"CrossEntropyLoss weight must be a 1-D array of non-negative numbers, got {weight!r}")
+            raise ValueError(f"{name} weight must be a 1-D array of non-negative numbers, got {weight!r}")
         if not 0 <= label_smoothing < 1:
-            raise ValueError(f"CrossEntropyLoss label_smoothing must be in [0, 1), got {label_smoothing!r}")
-        self.label_smoothing = float(label_smoothing)
+            raise ValueError(f"{name} label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+            raise TypeError(f"{name} ignore_index must be an int, got {ignore_index!r}")
+        self.label_smoothing, self.ignore_index = float(label_smoothing), int(ignore_index)
 
     def targets(self, labels: Array, dtype: np.dtype) -> Array:
         return np.asarray(labels).astype(np.int64).reshape(-1)
 
     def total_weight(self, target: Array) -> float:
-        """The sum of the targets' class weights (their count without ``weight``)."""
+        """The sum of the counted targets' class weights (their count without ``weight``)."""
         y = np.asarray(target, dtype=np.int64).reshape(-1)
+        y = y[y != self.ignore_index]
         return float(len(y)) if self.weight is None else float(self.weight[y].sum())
 
-    def forward(self, pred: Array, target: Array) -> float:
-        z = check_float_input("CrossEntropyLoss pred", pred)
+    def _log_probs(self, z: Array) -> Array:
+        return log_softmax(z)
+
+    def _grad_of(self, log_p: Array, coef: Array) -> Array:
+        """d/dz of ``sum(-log_p * coef)``: through the softmax, every class's score moves every log-probability."""
+        return np.exp(log_p) * coef.sum(axis=1, keepdims=True) - coef
+
+    def forward(self, pred: Array, target: Array) -> Any:
+        name = type(self).__name__
+        z = check_float_input(f"{name} pred", pred)
         if z.ndim != 2 or z.shape[0] == 0:
-            raise ValueError(f"CrossEntropyLoss expected pred of shape (N, K), raw class scores, got {z.shape}")
+            raise ValueError(f"{name} expected pred of shape (N, K), got {z.shape}")
         n, k = z.shape
         y = np.asarray(target)
         if y.shape != (n,) or y.dtype.kind not in "iu":
@@ -228,35 +279,61 @@ class CrossEntropyLoss(Loss):
                 if y.shape == (n, 1) or y.dtype.kind == "f"
                 else ""
             )
+            raise ValueError(f"{name} expected integer class indices of shape ({n},), got {y.dtype} {y.shape}{hint}")
+        counted = y != self.ignore_index
+        if not counted.any() and self.reduction == "mean":
+            raise ValueError(f"{name}: every target is ignore_index ({self.ignore_index}); the mean is undefined")
+        if counted.any() and (y[counted].min() < 0 or y[counted].max() >= k):
             raise ValueError(
-                f"CrossEntropyLoss expected integer class indices of shape ({n},), got {y.dtype} {y.shape}{hint}"
-            )
-        if y.min() < 0 or y.max() >= k:
-            raise ValueError(
-                f"CrossEntropyLoss targets must be class indices in [0, {k}), got {int(y.min())}..{int(y.max())}"
+                f"{name} targets must be class indices in [0, {k}), got {int(y[counted].min())}..{int(y[counted].max())}"
             )
         w = np.ones(k) if self.weight is None else self.weight
         if len(w) != k:
-            raise ValueError(f"CrossEntropyLoss weight has {len(w)} entries for {k} classes")
-        log_p = log_softmax(z)
+            raise ValueError(f"{name} weight has {len(w)} entries for {k} classes")
+        safe = np.where(counted, y, 0)
+        log_p = self._log_probs(z)
         e = self.label_smoothing
         # coefficient of each -log p[i, c]: (1 - e) w[y_i] on the true class, e / K w[c] on every class
         coef = np.zeros_like(log_p)
-        coef[np.arange(n), y] = (1 - e) * w[y]
+        coef[np.arange(n), safe] = (1 - e) * w[safe]
         if e:
             coef += (e / k) * w
-        divisor = float(w[y].sum()) if self.reduction == "mean" else 1.0
+        coef[~counted] = 0  # padding counts nowhere
+        divisor = float(w[safe[counted]].sum()) if self.reduction == "mean" else 1.0
         if divisor == 0:
-            raise ValueError("CrossEntropyLoss: the weights of every target class are 0")
-        loss = float(np.sum(-log_p * coef / divisor))
-        grad = (np.exp(log_p) * coef.sum(axis=1, keepdims=True) - coef) / divisor  # d/dz of the above
-        self._grad = grad.astype(z.dtype, copy=False)
-        return loss
+            raise ValueError(f"{name}: the weights of every target class are 0")
+        self._grad = (self._grad_of(log_p, coef) / divisor).astype(z.dtype, copy=False)
+        if self.reduction == "none":
+            return np.sum(-log_p * coef, axis=1).astype(z.dtype, copy=False)
+        return float(np.sum(-log_p * coef / divisor))
 
     def __repr__(self) -> str:
         extra = f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
         extra += ", weight=[...]" if self.weight is not None else ""
-        return f"CrossEntropyLoss(reduction={self.reduction!r}{extra})"
+        extra += f", ignore_index={self.ignore_index}" if self.ignore_index != -100 else ""
+        return f"{type(self).__name__}(reduction={self.reduction!r}{extra})"
+
+
+class NLLLoss(CrossEntropyLoss):
+    """Negative log-likelihood of log-probabilities ``(N, K)`` (``torch.nn.NLLLoss``): after a `LogSoftmax`.
+
+    ``-log_p[y]`` per example, with `CrossEntropyLoss`'s ``weight``, ``ignore_index`` and
+    ``reduction``; ``LogSoftmax`` + ``NLLLoss`` is `CrossEntropyLoss`. The gradient is
+    ``-onehot(y)`` (scaled), the softmax's part being `LogSoftmax`'s backward.
+
+    Examples:
+        >>> round(NLLLoss()(np.log(np.array([[0.25, 0.75]])), np.array([1])), 4)
+        0.2877
+    """
+
+    def __init__(self, weight: Optional[Array] = None, reduction: str = "mean", ignore_index: int = -100) -> None:
+        super().__init__(weight, reduction, 0.0, ignore_index)
+
+    def _log_probs(self, z: Array) -> Array:
+        return z
+
+    def _grad_of(self, log_p: Array, coef: Array) -> Array:
+        return -coef
 
 
 def loss_for(model: Layer, outputs: Optional[int] = None) -> Loss:

@@ -2,7 +2,7 @@
 training over MPI, evaluation and metrics."""
 
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, MonitorCallback, RestoreBest, TrainingStopped
-from .evaluation import evaluate, predict, predict_proba
+from .evaluation import evaluate, predict, predict_proba, predict_values
 from .fit import Trainer, fit
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "fit",
     "predict",
     "predict_proba",
+    "predict_values",
 ]

@@ -83,6 +83,31 @@ def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, bat
     )
 
 
+def predict_values(model: Layer, x: np.ndarray, *, batch_size: Optional[int] = None) -> Array:
+    """The model's outputs as they are, in evaluation mode, batch by batch: a regression's predictions.
+
+    ``(N, ...)`` in the model's output shape (images for an autoencoder); uint8 images in are scaled by 1/255.
+    """
+    x = np.asarray(x)
+    data = Subset(x, np.zeros(len(x), np.int8), np.arange(len(x)))
+    dtype = model.dtype or np.dtype(np.float32)
+    batches = iter_batches(x, data.indices, inference_batch(model, batch_size), dtype=dtype,
+                           flatten=flattens_input(model), reuse_buffer=True)  # fmt: skip
+    with evaluation_mode(model):
+        outputs = [np.array(model(xb)) for xb, _ in batches]
+    return np.concatenate(outputs) if outputs else np.zeros((0,), dtype)
+
+
+def regression_scores(pred: Array, target: Array) -> Dict[str, float]:
+    """``mse``, ``mae`` and ``r2`` (scikit-learn's ``r2_score``, averaged uniformly over the outputs)."""
+    pred, target = pred.reshape(len(pred), -1).astype(np.float64), target.reshape(len(target), -1).astype(np.float64)
+    error = pred - target
+    total = ((target - target.mean(axis=0)) ** 2).sum(axis=0)
+    residual = (error**2).sum(axis=0)
+    r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), np.where(residual > 0, 0.0, 1.0))
+    return {"mse": float((error**2).mean()), "mae": float(np.abs(error).mean()), "r2": float(r2.mean())}
+
+
 def predict(
     model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, threshold: float = 0.5, batch_size: Optional[int] = None
 ) -> Array:
@@ -106,7 +131,8 @@ def evaluate(
         model: The model.
         data: An `ImageDataset`, a `Subset` or ``(x, y)`` as for `fit`.
         loss_fn: The loss to report (default: `BCELoss` after a final `Sigmoid`,
-            `BCEWithLogitsLoss` for one raw output, `CrossEntropyLoss` for K outputs).
+            `BCEWithLogitsLoss` for one raw output, `CrossEntropyLoss` for K outputs). A regression
+            loss (`MSELoss`, ...) takes float targets and reports ``loss``, ``mse``, ``mae``, ``r2``, ``n``.
         threshold: For a binary model, the probability above which class 1 is predicted.
         batch_size: Examples per forward pass (default: 256 rows, or 64 images for a convolutional model).
         classes: The class names (default: ``data.classes`` of an `ImageDataset`); the model must
@@ -122,6 +148,12 @@ def evaluate(
         ValueError: The labels name more classes than the model has outputs, the model's outputs
             do not match the class names, or its outputs are NaN or infinite.
     """
+    if getattr(loss_fn, "task", None) == "regression":  # float targets: mse, mae, r2
+        assert loss_fn is not None
+        split = as_subset(data, values=True)
+        pred = predict_values(model, split.x[split.indices], batch_size=batch_size)
+        target = loss_fn.targets(split.y[split.indices], pred.dtype)
+        return {"loss": float(loss_fn(pred, target)), **regression_scores(pred, target), "n": len(pred)}
     split = as_subset(data)
     raw = model_outputs(model, split, batch_size)
     names = classes if classes is not None else getattr(data, "classes", None)

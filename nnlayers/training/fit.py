@@ -17,8 +17,8 @@ import numpy as np
 
 from ..data.augment import Transform, parse_augment
 from ..data.batching import iter_batches
-from ..data.sources import Data, as_subset, check_labels
-from ..data.splits import Subset, split_indices
+from ..data.sources import Data, check_labels, training_split
+from ..data.splits import Subset
 from ..nn.layers.activation import Sigmoid, Softmax
 from ..nn.layers.normalization import BatchNorm1D
 from ..nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
@@ -45,19 +45,6 @@ DIVERGED_LOSS = DIVERGED_FACTOR * math.log(2)
 
 
 Scheduler = Union[LRScheduler, ReduceLROnPlateau]
-
-
-def training_split(
-    train_data: Data, validation: Union[None, float, Data], seed: int
-) -> Tuple[Subset, Optional[Subset]]:
-    """The examples `fit` trains on and those it validates on (a fraction is split off, stratified)."""
-    train = as_subset(train_data, "train_data")
-    if validation is None:
-        return train, None
-    if isinstance(validation, float):
-        train_idx, val_idx = split_indices(train.labels(), validation, seed)
-        return Subset(train.x, train.y, train.indices[train_idx]), Subset(train.x, train.y, train.indices[val_idx])
-    return train, as_subset(validation, "validation")
 
 
 class Trainer:
@@ -95,6 +82,10 @@ class Trainer:
             raise ValueError(
                 "the optimizer updates none of this model's parameters; build it as SGD(model.parameters(), ...) for this model"
             )
+        if loss_fn.reduction == "none":
+            raise ValueError(
+                f"fit needs a loss reduced to one number: {type(loss_fn).__name__}(reduction='mean' or 'sum')"
+            )
         if scheduler is not None and getattr(scheduler, "optimizer", None) is not optimizer:
             raise ValueError("the scheduler changes another optimizer's learning rate; build it on this optimizer")
         if isinstance(loss_fn, CrossEntropyLoss) and isinstance(last_layer(model), Softmax):
@@ -119,6 +110,8 @@ class Trainer:
         self.has_validation = False
         self.epochs = 0
         self.outputs = 1  # the model's output columns (K classes), seen at the first batch
+        #: The second number each epoch logs: the accuracy, or for a regression the mean absolute error.
+        self.metric = "mae" if loss_fn.task == "regression" else "accuracy"
 
     # checkpoints (what they hold: nnlayers.training.checkpoint) -------------------------------------
 
@@ -135,7 +128,7 @@ class Trainer:
     @property
     def metric_names(self) -> List[str]:
         """The metrics each epoch logs (what callbacks can monitor)."""
-        names = ["loss", "accuracy"]
+        names = ["loss", self.metric]
         return names + [f"val_{n}" for n in names] if self.has_validation else names
 
     def batches(
@@ -174,8 +167,10 @@ class Trainer:
         total = self.loss_fn.total_weight(self.loss_fn.targets(data.y[whole], targets.dtype))
         return self.loss_fn.total_weight(targets) / total if len(targets) else 0.0
 
-    def _hits(self, pred: Array, y: Array) -> int:
-        """How many predictions of the batch are right."""
+    def _hits(self, pred: Array, y: Array) -> float:
+        """How many predictions of the batch are right (a regression: the sum of each example's mean absolute error)."""
+        if self.loss_fn.task == "regression":
+            return float(np.abs(pred - y).reshape(len(y), -1).mean(axis=1).sum())
         if self.loss_fn.task == "classes":
             return int(np.count_nonzero(pred.argmax(axis=1) == y))
         threshold = 0.5 if isinstance(last_layer(self.model), Sigmoid) else 0.0
@@ -206,7 +201,7 @@ class Trainer:
     def run_epoch(self, data: Subset, batch_size: int, show_bar: bool, drop_last: bool = False) -> Dict[str, float]:
         model, loss_fn, optimizer, group = self.model, self.loss_fn, self.optimizer, self.distributed
         model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen = 0.0, 0.0, 0
         kept = len(data) - len(data) % batch_size if drop_last else len(data)
         steps = self._progress(self.batches(data, batch_size, True, drop_last), kept, batch_size, show_bar)
         for x, y, share, whole in steps:
@@ -227,9 +222,9 @@ class Trainer:
             optimizer.zero_grad()
         if group is not None:
             summed = group.sum([total_loss, correct, seen])
-            total_loss, correct, seen = summed[0], int(summed[1]), int(summed[2])
+            total_loss, correct, seen = summed[0], summed[1], int(summed[2])
             group.average_buffers(model)
-        return {"loss": total_loss / seen, "accuracy": correct / seen}
+        return {"loss": total_loss / seen, self.metric: correct / seen}
 
     def _progress(
         self, steps: Iterator[Tuple[Array, Array, float, int]], n: int, batch_size: int, show: bool
@@ -289,7 +284,7 @@ class Trainer:
                 if logs["loss"] < best_loss:
                     best_loss, best_state, best_epoch = logs["loss"], self.model.state_dict(), self.epoch + 1
                 if validation is not None:
-                    logs["val_loss"], logs["val_accuracy"] = self.validate(validation, batch_size)
+                    logs["val_loss"], logs[f"val_{self.metric}"] = self.validate(validation, batch_size)
                 logs["lr"] = lr
                 logs["seconds"] = time.perf_counter() - start
                 self.epoch += 1
@@ -318,7 +313,7 @@ class Trainer:
         group = self.distributed
         if group is None:
             scores = evaluate(self.model, validation, self.loss_fn, batch_size=size)
-            return scores["loss"], scores["accuracy"]
+            return scores["loss"], scores[self.metric]
         part = Subset(validation.x, validation.y, group.shard(validation.indices))
         loss_sum = correct = weight = 0.0
         if len(part):
@@ -384,7 +379,8 @@ def fit(
         optimizer: An optimizer over ``model.parameters()`` (`SGD`, `Adam`, ...).
         train_data: An `ImageDataset`, a `Subset`, or ``(x, y)``: uint8 images ``(N, H, W, 3)``
             (scaled by 1/255 one batch at a time) or float inputs, and class indices ``(N,)``
-            (0/1 for the binary losses).
+            (0/1 for the binary losses); with a regression loss (`MSELoss`, ...), float targets of
+            the model's output shape (``(x, x)`` trains an autoencoder).
         epochs: Train until this many epochs are done (counting those before a resume).
         batch_size: Examples per gradient step.
         validation: Data like ``train_data``, or a fraction (e.g. ``0.2``) of ``train_data`` held
@@ -411,7 +407,7 @@ def fit(
             a batch of one example.
 
     Returns:
-        The `History`; each epoch logs ``loss``, ``accuracy`` (and ``val_`` ones), ``lr`` and
+        The `History`; each epoch logs ``loss``, ``accuracy`` (a regression: ``mae``) (and ``val_`` ones), ``lr`` and
         ``seconds``.
 
     Examples:
@@ -426,7 +422,7 @@ def fit(
     epochs, batch_size = check_positive_int("epochs", epochs), check_positive_int("batch_size", batch_size)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-    train, val = training_split(train_data, validation, seed)
+    train, val = training_split(train_data, validation, seed, values=getattr(loss_fn, "task", None) == "regression")
     if getattr(loss_fn, "task", None) == "binary":  # a binary loss takes 0/1 labels: a third class is a mistake
         check_labels(train, 2, "train_data")
         if val is not None:

@@ -13,9 +13,10 @@ def say(message: str, verbose: int) -> None:
 
 
 def epoch_line(epoch: int, epochs: int, logs: Mapping[str, float]) -> str:
-    parts = [f"epoch {epoch}/{epochs}", f"loss {logs['loss']:.4f}", f"accuracy {logs['accuracy']:.3f}"]
+    metric = "accuracy" if "accuracy" in logs else "mae"
+    parts = [f"epoch {epoch}/{epochs}", f"loss {logs['loss']:.4f}", f"{metric} {logs[metric]:.3f}"]
     if "val_loss" in logs:
-        parts += [f"val_loss {logs['val_loss']:.4f}", f"val_accuracy {logs['val_accuracy']:.3f}"]
+        parts += [f"val_loss {logs['val_loss']:.4f}", f"val_{metric} {logs['val_' + metric]:.3f}"]
     parts += [f"lr {logs['lr']:.3g}", f"{logs['seconds']:.1f}s"]
     return "  ".join(parts)
 
