@@ -3,6 +3,7 @@ update rule), learning-rate schedules and gradient clipping, as ``torch.optim`` 
 
 from .adam import Adam, AdamW
 from .clipping import clip_grad_norm
+from .cycles import CosineAnnealingWarmRestarts, LambdaLR, OneCycleLR, SequentialLR
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .schedules import (
@@ -22,6 +23,10 @@ __all__ = [
     "Adam",
     "AdamW",
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "LambdaLR",
+    "OneCycleLR",
+    "SequentialLR",
     "ExponentialLR",
     "LRScheduler",
     "LinearLR",

@@ -45,10 +45,12 @@ class LRScheduler:
                 f"{type(self).__name__} expects an optimizer (e.g. SGD(...)), got {type(optimizer).__name__}"
             )
         self.optimizer = optimizer
-        #: Each group's rate when the schedule is made (PyTorch's ``initial_lr``): where it starts from.
-        self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
-        for group, base in zip(optimizer.param_groups, self.base_lrs):
-            group["initial_lr"] = base
+        #: Each group's rate when its first schedule was made (PyTorch's ``initial_lr``): where it starts from.
+        #: A second schedule on the same optimizer (chained, or in a `SequentialLR`) starts there too.
+        for group in optimizer.param_groups:  # as torch's setdefault: only the first schedule sets it
+            if not group.get("scheduled"):
+                group.update(initial_lr=float(group["lr"]), scheduled=True)
+        self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
         self.last_epoch = -1
         self.step()  # as PyTorch: the rate of epoch 0 is set when the schedule is made
 
@@ -70,6 +72,16 @@ class LRScheduler:
         self.last_epoch += 1
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = float(lr)
+
+    def restart(self) -> None:
+        """Go back to epoch 0 and its rates (what `SequentialLR` does when this schedule takes over)."""
+        self.last_epoch = 0
+        for group, lr in zip(self.optimizer.param_groups, self.rates_at_start()):
+            group["lr"] = float(lr)
+
+    def rates_at_start(self) -> List[float]:
+        """Each group's rate at epoch 0, in closed form: its base rate unless the schedule scales it."""
+        return list(self.base_lrs)
 
     def get_last_lr(self) -> List[float]:
         """The rates set by the last `step`, one per parameter group (as PyTorch's)."""
@@ -200,6 +212,9 @@ class LinearLR(LRScheduler):
         self.total_iters = check_positive_int("LinearLR total_iters", total_iters)
         super().__init__(optimizer)
 
+    def rates_at_start(self) -> List[float]:
+        return [base * self.start_factor for base in self.base_lrs]
+
     def rate(self, lr: float, base: float) -> float:
         t = self.last_epoch
         if t == 0:
@@ -318,10 +333,12 @@ class ReduceLROnPlateau:
 
 
 class _Rates:
-    """A stand-in optimizer that holds only learning rates: what `schedule_values` steps a copy of a schedule on."""
+    """A stand-in optimizer that holds only the groups' settings (no parameters), at the base rates: what
+    `schedule_values` steps a copy of a schedule on."""
 
-    def __init__(self, rates: Sequence[float]) -> None:
-        self.param_groups = [{"lr": float(rate), "initial_lr": float(rate)} for rate in rates]
+    def __init__(self, rates: Sequence[float], groups: Optional[Sequence[Mapping[str, Any]]] = None) -> None:
+        settings = [{k: v for k, v in g.items() if k != "params"} for g in groups] if groups else [{}] * len(rates)
+        self.param_groups = [{**g, "lr": float(rate), "initial_lr": float(rate)} for g, rate in zip(settings, rates)]
 
 
 def schedule_values(
@@ -350,8 +367,17 @@ def schedule_values(
     import copy
 
     epochs = check_positive_int("epochs", epochs)
+    stand_in = _Rates(scheduler.base_lrs, scheduler.optimizer.param_groups)
+    if hasattr(scheduler, "schedulers"):  # a SequentialLR: its own replay over copies of its schedules
+        chained = scheduler.replay(stand_in)  # type: ignore[union-attr]
+        rates = [chained.get_last_lr()]
+        for _ in range(epochs - 1):
+            chained.step()
+            rates.append(chained.get_last_lr())
+        values = np.array(rates)
+        return values[:, 0] if values.shape[1] == 1 else values
     probe = copy.copy(scheduler)
-    probe.optimizer = _Rates(scheduler.base_lrs)  # type: ignore[assignment]
+    probe.optimizer = stand_in  # type: ignore[assignment]
     if isinstance(probe, ReduceLROnPlateau):
         if metrics is None or len(metrics) < epochs:
             raise ValueError(
