@@ -31,6 +31,7 @@ from .gradcheck import GradcheckError, GradcheckResult, gradcheck
 from .nn import (
     ELU,
     GELU,
+    AdaptiveAvgPool2D,
     Add,
     AvgPool2D,
     BasicBlock,
@@ -69,6 +70,7 @@ from .nn import (
     Softmax,
     Softplus,
     Tanh,
+    Upsample2D,
 )
 from .optim import (
     SGD,
@@ -107,6 +109,7 @@ from .training import (
 __all__ = [
     "Adam",
     "AdamW",
+    "AdaptiveAvgPool2D",
     "Add",
     "AvgPool2D",
     "BCELoss",
@@ -176,6 +179,7 @@ __all__ = [
     "StepLR",
     "Subset",
     "Tanh",
+    "Upsample2D",
     "__version__",
     "batches",
     "clip_grad_norm",

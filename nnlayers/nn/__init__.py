@@ -7,6 +7,7 @@ from .container import Sequential, evaluation_mode
 from .layers import (
     ELU,
     GELU,
+    AdaptiveAvgPool2D,
     AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
@@ -27,12 +28,14 @@ from .layers import (
     Softmax,
     Softplus,
     Tanh,
+    Upsample2D,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, NLLLoss
 from .module import Layer, Parameter
 from .regression import HuberLoss, L1Loss, MSELoss, SmoothL1Loss
 
 __all__ = [
+    "AdaptiveAvgPool2D",
     "Add",
     "AvgPool2D",
     "BCELoss",
@@ -73,5 +76,6 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "Upsample2D",
     "evaluation_mode",
 ]

@@ -27,6 +27,7 @@ from ..nn.layers.dropout import Dropout
 from ..nn.layers.linear import Dense
 from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm, _BatchNorm
 from ..nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from ..nn.layers.resampling import AdaptiveAvgPool2D, Upsample2D, _Separable
 from ..nn.layers.reshape import Flatten
 from ..nn.layers.smooth import ELU, GELU, Hardswish, SiLU, Softplus
 from ..nn.module import Layer
@@ -162,6 +163,13 @@ def _channels_last(g: OnnxGraph, x: str) -> str:
     return x
 
 
+def _separable(g: OnnxGraph, layer: _Separable, x: str) -> str:
+    """Resizing as two MatMuls in NCHW, with the matrices of the export's image size (``A_h x A_w^T``)."""
+    a_h, a_w = layer.__dict__["_a"]  # made by the forward pass that export_onnx runs first
+    x = g.node("MatMul", [g.constant("rows", a_h), g.to_nchw(x)])
+    return g.node("MatMul", [x, g.constant("columns", np.ascontiguousarray(a_w.T))])
+
+
 def _layer_norm(g: OnnxGraph, layer: LayerNorm, x: str) -> str:
     x = _channels_last(g, x)  # it normalises nnlayers' last axes
     n = layer.normalized_shape
@@ -275,6 +283,8 @@ EXPORTERS: Dict[type, Any] = {
     BatchNorm1D: _batchnorm,
     BatchNorm2D: _batchnorm,
     LayerNorm: _layer_norm,
+    Upsample2D: _separable,
+    AdaptiveAvgPool2D: _separable,
     GroupNorm: _group_norm,
     Tanh: _element_wise,
     Sigmoid: _element_wise,
@@ -372,6 +382,7 @@ def export_onnx(
         raise ValueError(f"opset must be 13 or newer, got {opset}")
     shape = tuple(int(v) for v in (input_shape if input_shape is not None else default_input_shape(model)))
     dtype = np.dtype(dtype) if dtype is not None else model.dtype or np.dtype(np.float32)
+    out_shape = _output_shape(model, shape, dtype)  # first: resizing layers keep the matrices of this size
     g = OnnxGraph(dtype)
     g.layout = "nhwc" if len(shape) == 3 else "rows"
     output = _export_layer(g, model, "input", "")
@@ -383,7 +394,7 @@ def export_onnx(
         g.nodes,
         "nnlayers",
         [onnx.helper.make_tensor_value_info("input", elem, ["batch", *shape])],
-        [onnx.helper.make_tensor_value_info("output", elem, ["batch", *_output_shape(model, shape, dtype)])],
+        [onnx.helper.make_tensor_value_info("output", elem, ["batch", *out_shape])],
         g.initializers,
     )
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="nnlayers")

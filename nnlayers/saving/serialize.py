@@ -28,6 +28,7 @@ from ..nn.layers.dropout import Dropout
 from ..nn.layers.linear import Dense
 from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm
 from ..nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from ..nn.layers.resampling import AdaptiveAvgPool2D, Upsample2D
 from ..nn.layers.reshape import Flatten
 from ..nn.layers.smooth import ELU, GELU, Hardswish, SiLU, Softplus
 from ..nn.module import Layer
@@ -66,7 +67,7 @@ BUILTIN_LAYERS: Dict[str, Type[Layer]] = {
     )
     + (Flatten, BatchNorm1D, BatchNorm2D, Dropout)
     + (Identity, Add, Concat, Residual, ModuleList, BasicBlock)
-    + (LogSoftmax, GELU, SiLU, ELU, Softplus, Hardswish, LayerNorm, GroupNorm)
+    + (LogSoftmax, GELU, SiLU, ELU, Softplus, Hardswish, LayerNorm, GroupNorm, Upsample2D, AdaptiveAvgPool2D)
 }
 
 

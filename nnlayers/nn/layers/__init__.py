@@ -1,4 +1,4 @@
-"""Every layer, one family a module: linear, activation, smooth (activations), conv, pooling, reshape,
+"""Every layer, one family a module: linear, activation, smooth (activations), conv, pooling, resampling, reshape,
 normalization, dropout."""
 
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
@@ -7,10 +7,12 @@ from .dropout import Dropout
 from .linear import Dense
 from .normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .resampling import AdaptiveAvgPool2D, Upsample2D
 from .reshape import Flatten
 from .smooth import ELU, GELU, Hardswish, SiLU, Softplus
 
 __all__ = [
+    "AdaptiveAvgPool2D",
     "AvgPool2D",
     "BatchNorm1D",
     "BatchNorm2D",
@@ -33,4 +35,5 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "Upsample2D",
 ]
