@@ -61,71 +61,120 @@ def log1p_exp(z: Array) -> Array:
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
-def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Spatial size after a window of ``kernel`` moved by ``stride`` over ``size`` padded by ``padding``."""
-    return (size + 2 * padding - kernel) // stride + 1
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """Spatial size after a window of ``kernel`` (spread by ``dilation``) moved by ``stride`` over ``size``
+    padded by ``padding``."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def pad_hw(x: Array, padding: Tuple[int, int], value: float = 0.0) -> Array:
-    """``x`` ``(N, H, W, C)`` with ``padding = (ph, pw)`` rows and columns of ``value`` on each side."""
+#: Convolution padding modes, as torch names them, and numpy's names for them.
+PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def pad_hw(x: Array, padding: Tuple[int, int], value: float = 0.0, mode: str = "zeros") -> Array:
+    """``x`` ``(N, H, W, C)`` with ``padding = (ph, pw)`` rows and columns on each side: of ``value``, or
+    (``mode``) the image reflected, its edge repeated, or wrapped around."""
     ph, pw = padding
     if not ph and not pw:
         return x
-    return np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=value)
+    widths = ((0, 0), (ph, ph), (pw, pw), (0, 0))
+    if mode == "zeros":
+        return np.pad(x, widths, constant_values=value)
+    return np.pad(x, widths, mode=PADDING_MODES[mode])  # type: ignore[call-overload]
 
 
-def windows(xp: Array, kernel: Tuple[int, int], stride: Tuple[int, int], out_hw: Tuple[int, int]) -> Array:
+def unpad_hw(grad: Array, padding: Tuple[int, int], x_shape: Tuple[int, ...], mode: str = "zeros") -> Array:
+    """The adjoint of `pad_hw`: the padded input's gradient folded back onto the pixels each pad copied."""
+    (ph, pw), (h, w) = padding, x_shape[1:3]
+    if mode == "zeros" or (not ph and not pw):
+        return grad[:, ph : ph + h, pw : pw + w, :]
+    numpy_mode = PADDING_MODES[mode]
+    rows = np.pad(np.arange(h), ph, mode=numpy_mode)  # type: ignore[call-overload]  # source row of each padded row
+    cols = np.pad(np.arange(w), pw, mode=numpy_mode)  # type: ignore[call-overload]
+    folded = np.zeros((grad.shape[0], h, grad.shape[2], grad.shape[3]), grad.dtype)
+    np.add.at(folded, (slice(None), rows), grad)  # type: ignore[arg-type]
+    out = np.zeros(x_shape, grad.dtype)
+    np.add.at(out, (slice(None), slice(None), cols), folded)  # type: ignore[arg-type]
+    return out
+
+
+def windows(
+    xp: Array,
+    kernel: Tuple[int, int],
+    stride: Tuple[int, int],
+    out_hw: Tuple[int, int],
+    dilation: Tuple[int, int] = (1, 1),
+) -> Array:
     """A read-only view ``(N, Ho, Wo, kh, kw, C)`` of every window of the padded input (no copy)."""
     n, _, _, c = xp.shape
     s_n, s_h, s_w, s_c = xp.strides
     return np.lib.stride_tricks.as_strided(
         xp,
         shape=(n, out_hw[0], out_hw[1], kernel[0], kernel[1], c),
-        strides=(s_n, s_h * stride[0], s_w * stride[1], s_h, s_w, s_c),
+        strides=(s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c),
         writeable=False,
     )
 
 
 def im2col(
-    x: Array, kernel: Tuple[int, int], stride: Tuple[int, int], padding: Tuple[int, int], out: Optional[Array] = None
+    x: Array,
+    kernel: Tuple[int, int],
+    stride: Tuple[int, int],
+    padding: Tuple[int, int],
+    out: Optional[Array] = None,
+    dilation: Tuple[int, int] = (1, 1),
+    mode: str = "zeros",
 ) -> Array:
     """Every window of ``x`` ``(N, H, W, C)`` as one row: ``(N * Ho * Wo, kh * kw * C)``.
 
     In channels-last the rows come out in the order the input is stored, so a convolution is
     this copy and one matrix product, with no transposes. ``out`` is a buffer to reuse.
     """
-    xp = pad_hw(x, padding)
+    xp = pad_hw(x, padding, mode=mode)
     n, c = x.shape[0], x.shape[3]
-    ho = output_size(x.shape[1], kernel[0], stride[0], padding[0])
-    wo = output_size(x.shape[2], kernel[1], stride[1], padding[1])
+    ho = output_size(x.shape[1], kernel[0], stride[0], padding[0], dilation[0])
+    wo = output_size(x.shape[2], kernel[1], stride[1], padding[1], dilation[1])
     shape = (n, ho, wo, kernel[0], kernel[1], c)
     cols = (
         out.reshape(shape)
         if out is not None and out.size == np.prod(shape) and out.dtype == x.dtype
         else np.empty(shape, x.dtype)
     )
-    np.copyto(cols, windows(xp, kernel, stride, (ho, wo)))
+    np.copyto(cols, windows(xp, kernel, stride, (ho, wo), dilation))
     return cols.reshape(n * ho * wo, kernel[0] * kernel[1] * c)
 
 
 def conv_input_grad(
-    grad: Array, weight: Array, x_shape: Tuple[int, ...], stride: Tuple[int, int], padding: Tuple[int, int]
+    grad: Array,
+    weight: Array,
+    x_shape: Tuple[int, ...],
+    stride: Tuple[int, int],
+    padding: Tuple[int, int],
+    dilation: Tuple[int, int] = (1, 1),
+    groups: int = 1,
+    mode: str = "zeros",
 ) -> Array:
     """The gradient of a convolution's input: each kernel offset's product added where it came from.
 
-    ``grad`` is the output gradient as rows ``(N * Ho * Wo, out)``, ``weight`` is ``(out, in, kh,
-    kw)``. For every offset ``(i, j)`` one product ``grad @ weight[:, :, i, j]`` (rows of ``in``
-    values, contiguous) is added to the input pixels that offset read: the adjoint of `im2col`,
-    without building its ``kh * kw`` times larger matrix.
+    ``grad`` is the output gradient as rows ``(N * Ho * Wo, out)``, ``weight`` is ``(out, in / groups,
+    kh, kw)``. For every offset ``(i, j)`` one product ``grad @ weight[:, :, i, j]`` (rows of ``in``
+    values, contiguous; per group with ``groups``) is added to the input pixels that offset read: the
+    adjoint of `im2col`, without building its ``kh * kw`` times larger matrix.
     """
     n, h, w, c = x_shape
-    _, _, kh, kw = weight.shape
-    (sh, sw), (ph, pw) = stride, padding
-    ho, wo = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    out_channels, per_group, kh, kw = weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    ho, wo = output_size(h, kh, sh, ph, dh), output_size(w, kw, sw, pw, dw)
     dxp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), grad.dtype)
     part = np.empty((grad.shape[0], c), grad.dtype)
+    by_group = grad.reshape(-1, groups, out_channels // groups)
     for i in range(kh):
         for j in range(kw):
-            np.matmul(grad, weight[:, :, i, j], out=part)
-            dxp[:, i : i + sh * ho : sh, j : j + sw * wo : sw, :] += part.reshape(n, ho, wo, c)
-    return dxp[:, ph : ph + h, pw : pw + w, :]
+            if groups == 1:
+                np.matmul(grad, weight[:, :, i, j], out=part)
+            else:  # each group's outputs go back to its own input channels
+                w_ij = weight[:, :, i, j].reshape(groups, out_channels // groups, per_group)
+                part = np.einsum("rgo,goc->rgc", by_group, w_ij).reshape(-1, c)
+            y0, x0 = i * dh, j * dw
+            dxp[:, y0 : y0 + sh * ho : sh, x0 : x0 + sw * wo : sw, :] += part.reshape(n, ho, wo, c)
+    return unpad_hw(dxp, padding, x_shape, mode)

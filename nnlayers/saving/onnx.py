@@ -109,7 +109,13 @@ def _conv(g: OnnxGraph, layer: Conv2D, x: str) -> str:
     if layer.bias is not None:
         inputs.append(g.constant("bias", layer.bias.data))
     (ph, pw), strides = layer.padding, list(layer.stride)
-    return g.node("Conv", inputs, kernel_shape=list(layer.kernel_size), strides=strides, pads=[ph, pw, ph, pw])
+    if layer.padding_mode != "zeros" and (ph or pw):  # ONNX's Conv pads with zeros only: a Pad first
+        mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[layer.padding_mode]
+        pads = g.constant("pads", np.array([0, 0, ph, pw, 0, 0, ph, pw]), np.dtype(np.int64))
+        inputs[0] = g.node("Pad", [x, pads], mode=mode)
+        ph = pw = 0
+    return g.node("Conv", inputs, kernel_shape=list(layer.kernel_size), strides=strides, pads=[ph, pw, ph, pw],
+                  dilations=list(layer.dilation), group=layer.groups)  # fmt: skip
 
 
 def _pool(g: OnnxGraph, layer: Any, x: str) -> str:

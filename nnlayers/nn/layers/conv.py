@@ -18,7 +18,7 @@ from numpy.typing import DTypeLike
 from ...utils.checks import check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
 from ..checks import check_grad_shape
-from ..functional import column_sums, conv_input_grad, im2col, output_size
+from ..functional import PADDING_MODES, column_sums, conv_input_grad, im2col, output_size
 from ..init import Initializer, initial_weights
 from ..module import Parameter
 from .spatial import IntPair, SpatialLayer, _check_images, _pair
@@ -27,17 +27,22 @@ from .spatial import IntPair, SpatialLayer, _check_images, _pair
 class Conv2D(SpatialLayer):
     """2-D convolution over channels-last images (``torch.nn.Conv2d``, Keras ``Conv2D``).
 
-    ``y[n, i, j, o] = bias[o] + sum over (di, dj, c) of x[n, s*i + di, s*j + dj, c] * weight[o, c, di, dj]``
-    (cross-correlation, as every framework computes it), after zero padding.
+    ``y[n, i, j, o] = bias[o] + sum over (di, dj, c) of x[n, s*i + d*di, s*j + d*dj, c] * weight[o, c, di, dj]``
+    (cross-correlation, as every framework computes it), after padding; with ``groups``, each group
+    of output channels sees only its own group of input channels (depthwise when ``groups`` is the
+    number of input channels).
 
     Args:
         in_channels: Channels of the input.
         out_channels: Channels of the output (number of filters).
         kernel_size: An int or ``(kh, kw)``.
         stride: An int or ``(sh, sw)``.
-        padding: An int, ``(ph, pw)``, or ``"same"`` (output as large as the input; odd kernels,
-            stride 1).
+        padding: An int, ``(ph, pw)``, ``"valid"`` (none) or ``"same"`` (output as large as the input;
+            stride 1, and an even ``dilation * (kernel - 1)``).
         bias: Whether to add a learned bias.
+        dilation: Spacing between the kernel's taps (an int or a pair): 2 sees a 5x5 area with a 3x3 kernel.
+        groups: Split the channels into this many independent groups (it must divide both channel counts).
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``, as PyTorch.
         init: Weight initialiser: ``"he_normal"`` (default, suits ReLU), ``"torch"``
             (``torch.nn.Conv2d``'s own, biases included), ``"xavier_uniform"``, ... or a callable
             ``f((out, in, kh, kw), rng) -> array``.
@@ -70,6 +75,9 @@ class Conv2D(SpatialLayer):
         stride: IntPair = 1,
         padding: Union[IntPair, str] = 0,
         bias: bool = True,
+        dilation: IntPair = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
         *,
         init: Union[str, Initializer] = "he_normal",
         dtype: DTypeLike = np.float32,
@@ -80,22 +88,32 @@ class Conv2D(SpatialLayer):
         self.out_channels = check_positive_int("Conv2D out_channels", out_channels)
         self.kernel_size = _pair("Conv2D kernel_size", kernel_size)
         self.stride = _pair("Conv2D stride", stride)
+        self.dilation = _pair("Conv2D dilation", dilation)
+        self.groups = check_positive_int("Conv2D groups", groups)
+        if in_channels % self.groups or out_channels % self.groups:
+            raise ValueError(
+                f"Conv2D groups ({groups}) must divide in_channels ({in_channels}) and out_channels ({out_channels})"
+            )
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"Conv2D padding_mode must be one of {sorted(PADDING_MODES)}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        extent = tuple(d * (k - 1) for d, k in zip(self.dilation, self.kernel_size))
         if padding == "same":
-            if self.stride != (1, 1) or any(k % 2 == 0 for k in self.kernel_size):
+            if self.stride != (1, 1) or any(e % 2 for e in extent):
                 raise ValueError(
                     f"Conv2D padding='same' needs stride 1 and odd kernels, got {self.kernel_size}, stride {self.stride}"
                 )
-            self.padding = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+            self.padding = (extent[0] // 2, extent[1] // 2)
         else:
-            self.padding = _pair("Conv2D padding", padding, minimum=0)
-        if any(p > k for p, k in zip(self.padding, self.kernel_size)):  # wider would add outputs of padding only
+            self.padding = (0, 0) if padding == "valid" else _pair("Conv2D padding", padding, minimum=0)
+        if any(p > e + 1 for p, e in zip(self.padding, extent)):  # wider would add outputs of padding only
             raise ValueError(
                 f"Conv2D padding must be at most the kernel's extent, got {self.padding} for {self.kernel_size}"
             )
         dtype = np.dtype(dtype)
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(f"Conv2D dtype must be floating point, got {dtype}")
-        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         weight, bias_values = initial_weights(init, shape, bias, make_rng(rng), dtype)
         self.weight = Parameter(weight)
         self.bias = Parameter(bias_values) if bias_values is not None else None
@@ -106,16 +124,37 @@ class Conv2D(SpatialLayer):
         kh, kw = self.kernel_size
         return self.weight.data.transpose(2, 3, 1, 0).reshape(kh * kw * self.in_channels, self.out_channels)
 
+    def _grouped_weight(self) -> Array:
+        """The weight as ``(groups, out / groups, in / groups, kh * kw)``, for the grouped products."""
+        kh, kw = self.kernel_size
+        return self.weight.data.reshape(self.groups, self.out_channels // self.groups, -1, kh * kw)
+
+    def _by_group(self, cols: Array) -> Array:
+        """im2col's rows as ``(rows, kh * kw, groups, in / groups)``: each group's inputs apart."""
+        return cols.reshape(len(cols), -1, self.groups, self.in_channels // self.groups)
+
     def forward(self, x: Array) -> Array:
         x = _check_images(self, x, self.in_channels, self.weight.dtype)
-        ho = output_size(x.shape[1], self.kernel_size[0], self.stride[0], self.padding[0])
-        wo = output_size(x.shape[2], self.kernel_size[1], self.stride[1], self.padding[1])
+        ho = output_size(x.shape[1], self.kernel_size[0], self.stride[0], self.padding[0], self.dilation[0])
+        wo = output_size(x.shape[2], self.kernel_size[1], self.stride[1], self.padding[1], self.dilation[1])
         if ho < 1 or wo < 1:
             raise ValueError(
                 f"{self} got images of {x.shape[1]}x{x.shape[2]}, smaller than its kernel {self.kernel_size}"
             )
-        cols = self._cols = im2col(x, self.kernel_size, self.stride, self.padding, out=self._cols)
-        y = cols @ self._weight_matrix()  # every output pixel of every filter in one product
+        cols = self._cols = im2col(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            out=self._cols,
+            dilation=self.dilation,
+            mode=self.padding_mode,
+        )
+        if self.groups == 1:
+            y = cols @ self._weight_matrix()  # every output pixel of every filter in one product
+        else:  # one product per group, of its own input channels
+            y = np.einsum("rkgc,gock->rgo", self._by_group(cols), self._grouped_weight(), optimize=True)
+            y = y.reshape(len(cols), self.out_channels)
         if self.bias is not None:
             y += self.bias.data
         y_shape = (x.shape[0], ho, wo, self.out_channels)
@@ -130,7 +169,12 @@ class Conv2D(SpatialLayer):
         cols, y_shape = self.saved("cols", "y_shape")
         g = check_grad_shape(self, grad_y, y_shape).astype(cols.dtype, copy=False).reshape(cols.shape[0], -1)
         kh, kw = self.kernel_size
-        grad_w = (cols.T @ g).reshape(kh, kw, self.in_channels, self.out_channels).transpose(3, 2, 0, 1)
+        if self.groups == 1:
+            grad_w = (cols.T @ g).reshape(kh, kw, self.in_channels, self.out_channels).transpose(3, 2, 0, 1)
+        else:
+            per_group = g.reshape(len(g), self.groups, -1)
+            grad_w = np.einsum("rkgc,rgo->gock", self._by_group(cols), per_group, optimize=True)
+            grad_w = grad_w.reshape(self.weight.shape)
         self.weight.accumulate(grad_w)
         if self.bias is not None:
             self.bias.accumulate(column_sums(g))
@@ -138,7 +182,16 @@ class Conv2D(SpatialLayer):
 
     def backward(self, grad_y: Array) -> Array:
         g = self._param_grads(grad_y)
-        return conv_input_grad(g, self.weight.data, self.saved("x_shape"), self.stride, self.padding)
+        return conv_input_grad(
+            g,
+            self.weight.data,
+            self.saved("x_shape"),
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.padding_mode,
+        )
 
     def get_config(self) -> Dict[str, Any]:
         """Constructor arguments that rebuild this layer (weights aside)."""
@@ -149,6 +202,9 @@ class Conv2D(SpatialLayer):
             "stride": list(self.stride),
             "padding": list(self.padding),
             "bias": self.bias is not None,
+            **({"dilation": list(self.dilation)} if self.dilation != (1, 1) else {}),
+            **({"groups": self.groups} if self.groups != 1 else {}),
+            **({"padding_mode": self.padding_mode} if self.padding_mode != "zeros" else {}),
             "dtype": self.weight.dtype.name,
         }
 
@@ -158,4 +214,7 @@ class Conv2D(SpatialLayer):
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         text += f", padding={self.padding}"
+        text += f", dilation={self.dilation}" if self.dilation != (1, 1) else ""
+        text += f", groups={self.groups}" if self.groups != 1 else ""
+        text += f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""
         return text if self.bias is not None else text + ", bias=False"
