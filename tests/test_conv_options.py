@@ -88,3 +88,51 @@ def test_a_depthwise_separable_block_saves_and_runs_in_onnx_runtime(tmp_path):
     path = export_onnx(model, tmp_path / "m.onnx", input_shape=(9, 9, 3))
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     np.testing.assert_allclose(got, model(x), rtol=1e-5, atol=1e-5)
+
+
+TRANSPOSED = {
+    "stride 1": dict(),
+    "stride 2": dict(stride=2),
+    "output padding": dict(stride=2, padding=1, output_padding=1),
+    "dilated, per axis": dict(stride=(2, 3), padding=(1, 0), dilation=2),
+    "stride 3 no bias": dict(stride=3, output_padding=2, bias=False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRANSPOSED))
+def test_transposed_convolution_gradcheck_and_torch(case):
+    from nnlayers import ConvTranspose2D
+
+    x = np.random.default_rng(0).normal(size=(2, 5, 4, 4))
+    ours = ConvTranspose2D(4, 6, 3, rng=0, dtype=np.float64, init="torch", **TRANSPOSED[case])
+    assert gradcheck(ours, x).passed
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: parity with torch not checked")
+    theirs = torch.nn.ConvTranspose2d(4, 6, 3, **TRANSPOSED[case]).double()
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()}, strict=True)
+    ours.zero_grad()
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).requires_grad_(True)
+    y, yt = ours(x), theirs(xt)
+    assert y.shape == yt.detach().numpy().transpose(0, 2, 3, 1).shape
+    g = np.random.default_rng(2).normal(size=y.shape)
+    yt.backward(torch.from_numpy(np.ascontiguousarray(g.transpose(0, 3, 1, 2))))
+    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.backward(g), xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_a_transposed_convolution_decoder_saves_and_runs_in_onnx_runtime(tmp_path):
+    from nnlayers import ConvTranspose2D, Sigmoid
+
+    model = Sequential([Conv2D(3, 8, 3, stride=2, padding=1, rng=0), ReLU(),
+                        ConvTranspose2D(8, 4, 3, stride=2, padding=1, output_padding=1, rng=1), ReLU(),
+                        ConvTranspose2D(4, 3, 3, padding=1, dilation=1, rng=2), Sigmoid()])  # fmt: skip
+    x = np.random.default_rng(0).random((2, 8, 8, 3)).astype(np.float32)
+    assert model(x).shape == x.shape  # an autoencoder's shape
+    np.testing.assert_array_equal(load(save(model, tmp_path / "m.nnl"))(x), model(x))
+    pytest.importorskip("onnx", reason="onnx not installed (pip install 'nnlayers[onnx]')")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    from nnlayers import export_onnx
+
+    path = export_onnx(model, tmp_path / "m.onnx", input_shape=(8, 8, 3))
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, model(x), rtol=1e-5, atol=1e-5)

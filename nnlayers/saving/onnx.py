@@ -22,7 +22,7 @@ from ..nn.blocks import BasicBlock
 from ..nn.branching import Add, Concat, Identity, Residual
 from ..nn.container import Sequential, evaluation_mode
 from ..nn.layers.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from ..nn.layers.conv import Conv2D
+from ..nn.layers.conv import Conv2D, ConvTranspose2D
 from ..nn.layers.dropout import Dropout
 from ..nn.layers.linear import Dense
 from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm, _BatchNorm
@@ -116,6 +116,15 @@ def _conv(g: OnnxGraph, layer: Conv2D, x: str) -> str:
         ph = pw = 0
     return g.node("Conv", inputs, kernel_shape=list(layer.kernel_size), strides=strides, pads=[ph, pw, ph, pw],
                   dilations=list(layer.dilation), group=layer.groups)  # fmt: skip
+
+
+def _conv_transpose(g: OnnxGraph, layer: ConvTranspose2D, x: str) -> str:
+    inputs = [g.to_nchw(x), g.constant("weight", layer.weight.data)]  # ONNX's layout is torch's (in, out, kh, kw)
+    if layer.bias is not None:
+        inputs.append(g.constant("bias", layer.bias.data))
+    (ph, pw) = layer.padding
+    return g.node("ConvTranspose", inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                  pads=[ph, pw, ph, pw], output_padding=list(layer.output_padding), dilations=list(layer.dilation))  # fmt: skip
 
 
 def _pool(g: OnnxGraph, layer: Any, x: str) -> str:
@@ -282,6 +291,7 @@ def _basic_block(g: OnnxGraph, block: BasicBlock, x: str) -> str:
 EXPORTERS: Dict[type, Any] = {
     Dense: _dense,
     Conv2D: _conv,
+    ConvTranspose2D: _conv_transpose,
     MaxPool2D: _pool,
     AvgPool2D: _pool,
     GlobalAvgPool2D: _global_pool,

@@ -1,4 +1,4 @@
-"""`Conv2D`: convolution over channels-last images ``(N, H, W, C)``.
+"""`Conv2D`: convolution over channels-last images ``(N, H, W, C)``; `ConvTranspose2D`, its adjoint.
 
 Activations are channels-last, as the image loader gives them and Keras computes them; weights
 keep PyTorch's layout (``Conv2D.weight`` is ``(out_channels, in_channels, kh, kw)``) and state-dict
@@ -10,7 +10,7 @@ the input (`nnlayers.nn.functional.conv_input_grad`).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -217,4 +217,137 @@ class Conv2D(SpatialLayer):
         text += f", dilation={self.dilation}" if self.dilation != (1, 1) else ""
         text += f", groups={self.groups}" if self.groups != 1 else ""
         text += f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""
+        return text if self.bias is not None else text + ", bias=False"
+
+
+class ConvTranspose2D(SpatialLayer):
+    """Transposed convolution over channels-last images (``torch.nn.ConvTranspose2d``): upsampling that learns.
+
+    The adjoint of `Conv2D`: each input pixel adds its ``in_channels`` values, through the
+    kernel, into a ``kh x kw`` patch of the output, patches ``stride`` apart; so its forward is a
+    convolution's input gradient and its backward a convolution. With ``stride=2`` it doubles the
+    size, as in a U-Net's decoder or an autoencoder's.
+
+    Args:
+        in_channels, out_channels: Channels of the input and of the output.
+        kernel_size, stride: Ints or pairs.
+        padding: Rows and columns taken off each side of the output.
+        output_padding: Rows and columns added at the bottom and right (to pick among the sizes a
+            stride makes ambiguous); less than the stride or the dilation.
+        bias: Whether to add a learned bias.
+        dilation: Spacing between the kernel's taps.
+        init, dtype, rng: As `Conv2D` (``"torch"`` draws PyTorch's own initial weights).
+
+    Shape:
+        - Input: ``(N, H, W, in_channels)``.
+        - Output: ``(N, (H - 1) sh - 2 ph + dh (kh - 1) + oph + 1, ..., out_channels)``.
+
+    Attributes:
+        weight: ``(in_channels, out_channels, kh, kw)``, PyTorch's layout.
+
+    Examples:
+        >>> up = ConvTranspose2D(8, 4, 2, stride=2, rng=0)
+        >>> up(np.zeros((1, 5, 5, 8), np.float32)).shape
+        (1, 10, 10, 4)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        output_padding: IntPair = 0,
+        bias: bool = True,
+        dilation: IntPair = 1,
+        *,
+        init: Union[str, Initializer] = "he_normal",
+        dtype: DTypeLike = np.float32,
+        rng: Union[None, int, RandomSource] = None,
+    ) -> None:
+        super().__init__()
+        name = "ConvTranspose2D"
+        self.in_channels = check_positive_int(f"{name} in_channels", in_channels)
+        self.out_channels = check_positive_int(f"{name} out_channels", out_channels)
+        self.kernel_size = _pair(f"{name} kernel_size", kernel_size)
+        self.stride = _pair(f"{name} stride", stride)
+        self.padding = _pair(f"{name} padding", padding, minimum=0)
+        self.output_padding = _pair(f"{name} output_padding", output_padding, minimum=0)
+        self.dilation = _pair(f"{name} dilation", dilation)
+        if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride, self.dilation)):
+            raise ValueError(
+                f"{name} output_padding must be less than the stride or the dilation, got {self.output_padding}"
+            )
+        if any(p > d * (k - 1) for p, d, k in zip(self.padding, self.dilation, self.kernel_size)):
+            raise ValueError(
+                f"{name} padding must be at most the kernel's extent, got {self.padding} for {self.kernel_size}"
+            )
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"{name} dtype must be floating point, got {dtype}")
+        # torch's fans for this layout: the initialiser sees (in, out, kh, kw) as conv weights do
+        generator = make_rng(rng)
+        weight, _ = initial_weights(init, (in_channels, out_channels, *self.kernel_size), False, generator, dtype)
+        self.weight = Parameter(weight)
+        self.bias = Parameter(np.zeros(out_channels, dtype)) if bias else None
+        if (
+            self.bias is not None and init == "torch"
+        ):  # torch bounds the bias by the weight's fan_in, out * kh * kw here
+            limit = 1.0 / np.sqrt(out_channels * self.kernel_size[0] * self.kernel_size[1])
+            self.bias.data[...] = generator.uniform(-limit, limit, out_channels)
+
+    def _output_hw(self, h: int, w: int) -> Tuple[int, int]:
+        return tuple(
+            (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for n, s, p, d, k, op in zip(
+                (h, w), self.stride, self.padding, self.dilation, self.kernel_size, self.output_padding
+            )  # fmt: skip
+        )
+
+    def forward(self, x: Array) -> Array:
+        x = _check_images(self, x, self.in_channels, self.weight.dtype)
+        n, h, w, _ = x.shape
+        ho, wo = self._output_hw(h, w)
+        if ho < 1 or wo < 1:
+            raise ValueError(f"{self} would make images of {ho}x{wo} from {h}x{w}")
+        y_shape = (n, ho, wo, self.out_channels)
+        rows = x.reshape(-1, self.in_channels)
+        # the input gradient of a convolution from out_channels to in_channels with this weight
+        y = conv_input_grad(rows, self.weight.data, y_shape, self.stride, self.padding, self.dilation)
+        if self.bias is not None:
+            y = y + self.bias.data
+        self.save_for_backward(rows=rows, x_shape=x.shape, y_shape=y_shape)
+        return np.ascontiguousarray(y)
+
+    def backward(self, grad_y: Array) -> Array:
+        rows, x_shape, y_shape = self.saved("rows", "x_shape", "y_shape")
+        g = check_grad_shape(self, grad_y, y_shape).astype(rows.dtype, copy=False)
+        kh, kw = self.kernel_size
+        cols = im2col(g, self.kernel_size, self.stride, self.padding, dilation=self.dilation)  # (N H W, kh kw out)
+        grad_w = (cols.T @ rows).reshape(kh, kw, self.out_channels, self.in_channels).transpose(3, 2, 0, 1)
+        self.weight.accumulate(grad_w)
+        if self.bias is not None:
+            self.bias.accumulate(column_sums(g.reshape(-1, self.out_channels)))
+        as_conv = self.weight.data.transpose(2, 3, 1, 0).reshape(kh * kw * self.out_channels, self.in_channels)
+        return (cols @ as_conv).reshape(x_shape)  # a convolution of the output's gradient
+
+    def get_config(self) -> Dict[str, Any]:
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "stride": list(self.stride),
+            "padding": list(self.padding),
+            "output_padding": list(self.output_padding),
+            "bias": self.bias is not None,
+            "dilation": list(self.dilation),
+            "dtype": self.weight.dtype.name,
+        }
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        text += f", padding={self.padding}" if self.padding != (0, 0) else ""
+        text += f", output_padding={self.output_padding}" if self.output_padding != (0, 0) else ""
+        text += f", dilation={self.dilation}" if self.dilation != (1, 1) else ""
         return text if self.bias is not None else text + ", bias=False"
