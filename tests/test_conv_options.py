@@ -136,3 +136,29 @@ def test_a_transposed_convolution_decoder_saves_and_runs_in_onnx_runtime(tmp_pat
     path = export_onnx(model, tmp_path / "m.onnx", input_shape=(8, 8, 3))
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     np.testing.assert_allclose(got, model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2),
+        dict(kernel_size=3, stride=2, padding=1),
+        dict(kernel_size=(2, 3), stride=2),
+    ],  # fmt: skip
+)
+def test_max_pool_ceil_mode_keeps_the_partial_windows_as_torch(options):
+    from nnlayers import MaxPool2D
+
+    x = np.random.default_rng(0).normal(size=(2, 5, 7, 3))
+    ours = MaxPool2D(**options, ceil_mode=True)
+    assert gradcheck(ours, x).passed
+    assert MaxPool2D(2, ceil_mode=True)(x).shape[1:3] == (3, 4) and MaxPool2D(2)(x).shape[1:3] == (2, 3)
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: parity with torch not checked")
+    theirs = torch.nn.MaxPool2d(**options, ceil_mode=True)
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).requires_grad_(True)
+    y, yt = ours(x), theirs(xt)
+    g = np.random.default_rng(1).normal(size=y.shape)
+    yt.backward(torch.from_numpy(np.ascontiguousarray(g.transpose(0, 3, 1, 2))))
+    np.testing.assert_array_equal(y, yt.detach().numpy().transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(ours.backward(g), xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-12)

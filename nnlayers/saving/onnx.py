@@ -131,7 +131,7 @@ def _pool(g: OnnxGraph, layer: Any, x: str) -> str:
     x = g.to_nchw(x)
     (ph, pw), options = layer.padding, {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride)}
     if isinstance(layer, MaxPool2D):
-        return g.node("MaxPool", [x], pads=[ph, pw, ph, pw], **options)
+        return g.node("MaxPool", [x], pads=[ph, pw, ph, pw], ceil_mode=int(layer.ceil_mode), **options)
     return g.node("AveragePool", [x], pads=[ph, pw, ph, pw], count_include_pad=1, **options)
 
 

@@ -52,10 +52,18 @@ class _Pool2D(SpatialLayer):
 
     def get_config(self) -> Dict[str, Any]:
         """Constructor arguments that rebuild this layer."""
-        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
+        config = {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
+        return {**config, "ceil_mode": True} if getattr(self, "ceil_mode", False) else config
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return text + (", ceil_mode=True" if getattr(self, "ceil_mode", False) else "")
+
+
+def _ceil_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """torch's ``ceil_mode`` output size: a last, partial window, if it starts inside the input or its left padding."""
+    out = -(-(size + 2 * padding - kernel) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + padding else out
 
 
 class MaxPool2D(_Pool2D):
@@ -69,6 +77,8 @@ class MaxPool2D(_Pool2D):
         kernel_size: Window, an int or ``(kh, kw)``.
         stride: Step between windows (default: the window, so they do not overlap).
         padding: Implicit border, at most half the window.
+        ceil_mode: Round the output size up: a last window that covers only part of the image (as
+            torch's ``ceil_mode=True``; 5 pixels pooled by 2 give 3, not 2).
 
     Shape:
         - Input: ``(N, H, W, C)``.
@@ -88,10 +98,24 @@ class MaxPool2D(_Pool2D):
             for j in range(kw):
                 yield (i, j), xp[:, i : i + sh * ho : sh, j : j + sw * wo : sw, :]
 
+    def __init__(
+        self, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0, ceil_mode: bool = False
+    ) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.ceil_mode = bool(ceil_mode)
+
     def forward(self, x: Array) -> Array:
         x = _check_images(self, x, None)
         out_hw = self._out_hw(x)
         xp = pad_hw(x, self.padding, value=-np.inf)
+        if self.ceil_mode:  # the last windows run past the padding: more minus infinity at the bottom and right
+            out_hw = tuple(_ceil_size(n, k, st, p) for n, k, st, p in zip(x.shape[1:3], self.kernel_size, self.stride,
+                                                                          self.padding))  # type: ignore[assignment]  # fmt: skip
+            extra = [
+                max(0, (o - 1) * st + k - n)
+                for o, st, k, n in zip(out_hw, self.stride, self.kernel_size, xp.shape[1:3])
+            ]
+            xp = np.pad(xp, ((0, 0), (0, extra[0]), (0, extra[1]), (0, 0)), constant_values=-np.inf)
         views = self._offsets(xp, out_hw)
         y = np.array(next(views)[1])
         for _, view in views:  # kh * kw - 1 passes over the output: no window array is built
