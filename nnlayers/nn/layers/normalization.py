@@ -247,7 +247,7 @@ class LayerNorm(Layer):
 
     Examples:
         >>> LayerNorm(3)(np.array([[1.0, 2.0, 3.0]])).round(3)
-        array([[-1.225,  0.   ,  1.225]])
+        array([[-1.225,  0.   ,  1.225]], dtype=float32)
     """
 
     takes_images = None
