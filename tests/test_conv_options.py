@@ -162,3 +162,58 @@ def test_max_pool_ceil_mode_keeps_the_partial_windows_as_torch(options):
     yt.backward(torch.from_numpy(np.ascontiguousarray(g.transpose(0, 3, 1, 2))))
     np.testing.assert_array_equal(y, yt.detach().numpy().transpose(0, 2, 3, 1))
     np.testing.assert_allclose(ours.backward(g), xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-12)
+
+
+CONV1D = {
+    "plain": dict(),
+    "stride 2 padded": dict(stride=2, padding=1),
+    "dilated same": dict(dilation=2, padding="same"),
+    "groups, reflect": dict(groups=2, padding_mode="reflect", padding=2),
+    "valid, no bias": dict(padding="valid", bias=False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONV1D))
+def test_conv1d_on_sequences_gradcheck_and_torch(case):
+    from nnlayers import Conv1D
+
+    x = np.random.default_rng(0).normal(size=(2, 9, 4))
+    ours = Conv1D(4, 6, 3, rng=0, dtype=np.float64, init="torch", **CONV1D[case])
+    assert ours.weight.shape == (6, 4 // CONV1D[case].get("groups", 1), 3)
+    assert gradcheck(ours, x).passed
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: parity with torch not checked")
+    theirs = torch.nn.Conv1d(4, 6, 3, **CONV1D[case]).double()
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()}, strict=True)
+    ours.zero_grad()
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))).requires_grad_(True)
+    y, yt = ours(x), theirs(xt)
+    g = np.random.default_rng(1).normal(size=y.shape)
+    yt.backward(torch.from_numpy(np.ascontiguousarray(g.transpose(0, 2, 1))))
+    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 1), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.backward(g), xt.grad.numpy().transpose(0, 2, 1), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_a_conv1d_model_trains_saves_and_runs_in_onnx_runtime(tmp_path):
+    from nnlayers import BCEWithLogitsLoss, Conv1D, Flatten, fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 12, 2)).astype(np.float32)
+    y = (x[:, :6, 0].sum(axis=1) > x[:, 6:, 0].sum(axis=1)).astype(int)
+    model = Sequential([Conv1D(2, 4, 3, padding=1, rng=0), ReLU(), Conv1D(4, 4, 3, stride=2, groups=2, rng=1),
+                        Flatten(), Dense(20, 1, rng=2)])  # fmt: skip
+    from nnlayers import SGD
+
+    opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
+    history = fit(model, BCEWithLogitsLoss(), opt, (x, y), epochs=40, batch_size=16, verbose=0)
+    assert history.history["accuracy"][-1] > 0.8  # sequences go in as they are, not flattened
+    loaded = load(save(model, tmp_path / "m.nnl"))
+    assert repr(loaded) == repr(model)
+    np.testing.assert_array_equal(loaded(x), model(x))
+    pytest.importorskip("onnx", reason="onnx not installed (pip install 'nnlayers[onnx]')")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    from nnlayers import export_onnx
+
+    path = export_onnx(model, tmp_path / "m.onnx", input_shape=(12, 2))
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, model(x), rtol=1e-5, atol=1e-5)

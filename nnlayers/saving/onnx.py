@@ -22,7 +22,7 @@ from ..nn.blocks import BasicBlock
 from ..nn.branching import Add, Concat, Identity, Residual
 from ..nn.container import Sequential, evaluation_mode
 from ..nn.layers.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from ..nn.layers.conv import Conv2D, ConvTranspose2D
+from ..nn.layers.conv import Conv1D, Conv2D, ConvTranspose2D
 from ..nn.layers.dropout import Dropout
 from ..nn.layers.linear import Dense
 from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm, _BatchNorm
@@ -118,6 +118,21 @@ def _conv(g: OnnxGraph, layer: Conv2D, x: str) -> str:
                   dilations=list(layer.dilation), group=layer.groups)  # fmt: skip
 
 
+def _conv1d(g: OnnxGraph, layer: Conv1D, x: str) -> str:
+    """On sequences ``(N, L, C)`` (the "rows" layout, as nnlayers holds them): NCL for ONNX's Conv, and back."""
+    if g.layout != "rows":
+        raise ValueError("Conv1D takes sequences (N, L, C): export it with input_shape=(L, C)")
+    inputs = [g.node("Transpose", [x], perm=[0, 2, 1]), g.constant("weight", layer.weight.data)]
+    if layer.bias is not None:
+        inputs.append(g.constant("bias", layer.bias.data))
+    if layer.padding_mode != "zeros":
+        raise ValueError(f"Conv1D with padding_mode={layer.padding_mode!r} is not exported yet")
+    p = layer.padding[1]
+    y = g.node("Conv", inputs, kernel_shape=[layer.kernel_size[1]], strides=[layer.stride[1]], pads=[p, p],
+               dilations=[layer.dilation[1]], group=layer.groups)  # fmt: skip
+    return g.node("Transpose", [y], perm=[0, 2, 1])
+
+
 def _conv_transpose(g: OnnxGraph, layer: ConvTranspose2D, x: str) -> str:
     inputs = [g.to_nchw(x), g.constant("weight", layer.weight.data)]  # ONNX's layout is torch's (in, out, kh, kw)
     if layer.bias is not None:
@@ -142,8 +157,8 @@ def _global_pool(g: OnnxGraph, layer: GlobalAvgPool2D, x: str) -> str:
 
 
 def _flatten(g: OnnxGraph, layer: Flatten, x: str) -> str:
-    if g.layout == "rows":
-        return x
+    if g.layout == "rows":  # rows stay rows; sequences (N, L, C) flatten in the order they are stored
+        return g.node("Flatten", [x], axis=1)
     x = g.to_nchw(x)  # nnlayers flattens in NCHW order, as torch
     g.layout = "rows"
     return g.node("Flatten", [x], axis=1)
@@ -292,6 +307,7 @@ EXPORTERS: Dict[type, Any] = {
     Dense: _dense,
     Conv2D: _conv,
     ConvTranspose2D: _conv_transpose,
+    Conv1D: _conv1d,
     MaxPool2D: _pool,
     AvgPool2D: _pool,
     GlobalAvgPool2D: _global_pool,

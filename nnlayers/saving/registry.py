@@ -9,7 +9,7 @@ from ..nn.blocks import BasicBlock
 from ..nn.branching import Add, Concat, Identity, ModuleList, Residual
 from ..nn.container import Sequential
 from ..nn.layers.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from ..nn.layers.conv import Conv2D, ConvTranspose2D
+from ..nn.layers.conv import Conv1D, Conv2D, ConvTranspose2D
 from ..nn.layers.dropout import Dropout
 from ..nn.layers.linear import Dense
 from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm
@@ -53,6 +53,7 @@ BUILTIN_LAYERS: Dict[str, Type[Layer]] = {
         Upsample2D,
         AdaptiveAvgPool2D,
         ConvTranspose2D,
+        Conv1D,
     )
 }
 

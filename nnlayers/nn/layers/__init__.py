@@ -2,7 +2,7 @@
 normalization, dropout."""
 
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from .conv import Conv2D, ConvTranspose2D
+from .conv import Conv1D, Conv2D, ConvTranspose2D
 from .dropout import Dropout
 from .linear import Dense
 from .normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm
@@ -16,6 +16,7 @@ __all__ = [
     "AvgPool2D",
     "BatchNorm1D",
     "BatchNorm2D",
+    "Conv1D",
     "Conv2D",
     "ConvTranspose2D",
     "Dense",

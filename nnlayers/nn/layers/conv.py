@@ -119,10 +119,14 @@ class Conv2D(SpatialLayer):
         self.bias = Parameter(bias_values) if bias_values is not None else None
         self._cols: Optional[Array] = None  # the im2col buffer, reused from call to call
 
+    def _kernel(self) -> Array:
+        """The weight as ``(out, in / groups, kh, kw)`` (`Conv1D` keeps ``(out, in / groups, k)`` and views it so)."""
+        return self.weight.data
+
     def _weight_matrix(self) -> Array:
         """The weight as ``(kh * kw * in, out)``, in the order of `im2col`'s columns."""
         kh, kw = self.kernel_size
-        return self.weight.data.transpose(2, 3, 1, 0).reshape(kh * kw * self.in_channels, self.out_channels)
+        return self._kernel().transpose(2, 3, 1, 0).reshape(kh * kw * self.in_channels, self.out_channels)
 
     def _grouped_weight(self) -> Array:
         """The weight as ``(groups, out / groups, in / groups, kh * kw)``, for the grouped products."""
@@ -174,8 +178,7 @@ class Conv2D(SpatialLayer):
         else:
             per_group = g.reshape(len(g), self.groups, -1)
             grad_w = np.einsum("rkgc,rgo->gock", self._by_group(cols), per_group, optimize=True)
-            grad_w = grad_w.reshape(self.weight.shape)
-        self.weight.accumulate(grad_w)
+        self.weight.accumulate(grad_w.reshape(self.weight.shape))
         if self.bias is not None:
             self.bias.accumulate(column_sums(g))
         return g
@@ -184,7 +187,7 @@ class Conv2D(SpatialLayer):
         g = self._param_grads(grad_y)
         return conv_input_grad(
             g,
-            self.weight.data,
+            self._kernel(),
             self.saved("x_shape"),
             self.stride,
             self.padding,
@@ -215,6 +218,82 @@ class Conv2D(SpatialLayer):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         text += f", padding={self.padding}"
         text += f", dilation={self.dilation}" if self.dilation != (1, 1) else ""
+        text += f", groups={self.groups}" if self.groups != 1 else ""
+        text += f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""
+        return text if self.bias is not None else text + ", bias=False"
+
+
+class Conv1D(Conv2D):
+    """1-D convolution over sequences ``(N, L, C)``, channels last (``torch.nn.Conv1d``, Keras ``Conv1D``).
+
+    A `Conv2D` over a height of one: the same arguments (ints, not pairs), with PyTorch's weight
+    ``(out_channels, in_channels / groups, kernel_size)`` and state-dict keys.
+
+    Shape:
+        - Input: ``(N, L, in_channels)``.
+        - Output: ``(N, (L + 2 p - d (k - 1) - 1) // s + 1, out_channels)``.
+
+    Examples:
+        >>> conv = Conv1D(4, 8, 3, padding=1, rng=0)
+        >>> conv(np.zeros((2, 10, 4), np.float32)).shape, conv.weight.shape
+        ((2, 10, 8), (8, 4, 3))
+    """
+
+    takes_images = True  # (not rows: a sequence is given as it is, as images are)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: Union[int, str] = 0,
+        bias: bool = True,
+        dilation: int = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        *,
+        init: Union[str, Initializer] = "he_normal",
+        dtype: DTypeLike = np.float32,
+        rng: Union[None, int, RandomSource] = None,
+    ) -> None:
+        for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+            check_positive_int(f"Conv1D {name}", value)
+        pad: Union[Tuple[int, int], str] = padding if isinstance(padding, str) else (0, padding)
+        super().__init__(in_channels, out_channels, (1, kernel_size), (1, stride), pad, bias, (1, dilation), groups,
+                         padding_mode, init=init, dtype=dtype, rng=rng)  # fmt: skip
+        self.weight = Parameter(self.weight.data.reshape(out_channels, in_channels // groups, kernel_size))
+
+    def _kernel(self) -> Array:
+        return self.weight.data[:, :, None, :]  # a view with a height of one
+
+    def forward(self, x: Array) -> Array:
+        x = np.asarray(x)
+        if x.ndim != 3 or x.shape[2] != self.in_channels:
+            raise ValueError(f"{self} expected sequences (N, L, {self.in_channels}), channels last, got {x.shape}")
+        y = super().forward(x[:, None])
+        return y[:, 0]
+
+    def backward(self, grad_y: Array) -> Array:
+        return super().backward(np.asarray(grad_y)[:, None])[:, 0]
+
+    def backward_params(self, grad_y: Array) -> None:
+        super().backward_params(np.asarray(grad_y)[:, None])
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        for key in ("kernel_size", "stride", "padding", "dilation"):
+            if key in config:
+                config[key] = config[key][1]
+        return config
+
+    def __str__(self) -> str:
+        return f"Conv1D({self.in_channels} -> {self.out_channels}, {self.kernel_size[1]})"
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size[1]}, stride={self.stride[1]}"
+        text += f", padding={self.padding[1]}"
+        text += f", dilation={self.dilation[1]}" if self.dilation != (1, 1) else ""
         text += f", groups={self.groups}" if self.groups != 1 else ""
         text += f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""
         return text if self.bias is not None else text + ", bias=False"
