@@ -106,10 +106,26 @@ def _build(architecture: Mapping[str, Any], custom_layers: Optional[Mapping[str,
         return _build_sequential_subclass(cls, architecture, config, custom_layers, _depth)
     if "children" in architecture:
         return _build_block(cls, architecture, config, custom_layers, _depth)
+    return _from_config(cls, name, config)
+
+
+def _from_config(cls: Type[Layer], name: str, config: Dict[str, Any]) -> Layer:
+    """``cls(**config)``, or a `ModelFileError` naming the layer and its config."""
     try:
         return cls(**config)
     except (TypeError, ValueError, OverflowError, MemoryError) as error:
         raise ModelFileError(f"cannot build {name} from its saved config {str(config)[:200]}: {error}") from None
+
+
+def _with_saved_children(cls: Type[Layer], name: str, config: Dict[str, Any], key: str, saved: Any) -> Layer:
+    """A block built from its config whose children (``describe``'s ``key``) must be the file's."""
+    block = _from_config(cls, name, config)
+    if describe(block).get(key) != saved:
+        raise ModelFileError(
+            f"{name}(**{str(config)[:200]}) builds other layers than the file holds: its get_config() must "
+            "return every argument that shapes the block"
+        )
+    return block
 
 
 def count_layers(architecture: Any) -> int:
@@ -145,19 +161,13 @@ def _build_block(
     if not isinstance(saved, dict):
         raise ModelFileError(f"bad architecture: the children of {name} must be an object")
     owner = next((k for k in cls.__mro__ if "from_children" in k.__dict__), None)
+    if owner is None or cls.__init__ is not owner.__init__:  # type: ignore[misc]
+        return _with_saved_children(cls, name, config, "children", saved)
+    children = {key: _build(entry, custom_layers, depth + 1) for key, entry in saved.items()}
     try:
-        if owner is not None and cls.__init__ is owner.__init__:  # type: ignore[misc]
-            children = {key: _build(entry, custom_layers, depth + 1) for key, entry in saved.items()}
-            return cls.from_children(children, config)  # type: ignore[attr-defined]
-        block = cls(**config)
+        return cls.from_children(children, config)  # type: ignore[attr-defined]
     except (TypeError, ValueError, OverflowError, MemoryError) as error:
         raise ModelFileError(f"cannot build {name} from its saved config {str(config)[:200]}: {error}") from None
-    if describe(block).get("children") != saved:
-        raise ModelFileError(
-            f"{name}(**{str(config)[:200]}) builds other layers than the file holds: its get_config() must "
-            "return every argument that shapes the block"
-        )
-    return block
 
 
 def _build_sequential_subclass(
@@ -174,16 +184,7 @@ def _build_sequential_subclass(
         raise ModelFileError(f"bad architecture: {name} is saved with a list of layers but is not a Sequential")
     if cls.__init__ is Sequential.__init__:
         return cls([_build(entry, custom_layers, depth + 1) for entry in saved])
-    try:
-        block = cls(**config)
-    except (TypeError, ValueError, OverflowError, MemoryError) as error:
-        raise ModelFileError(f"cannot build {name} from its saved config {str(config)[:200]}: {error}") from None
-    if describe(block).get("layers") != saved:
-        raise ModelFileError(
-            f"{name}(**{str(config)[:200]}) builds other layers than the file holds: its get_config() must "
-            "return every argument that shapes the block"
-        )
-    return block
+    return _with_saved_children(cls, name, config, "layers", saved)
 
 
 # --- nested JSON with arrays ------------------------------------------------------------------

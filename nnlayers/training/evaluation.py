@@ -27,16 +27,22 @@ def inference_batch(model: Layer, batch_size: Optional[int]) -> int:
     return batch_size if batch_size is not None else (256 if flattens_input(model) else 64)
 
 
+def _forward(model: Layer, data: Subset, batch_size: Optional[int]) -> Array:
+    """The model's outputs on ``data`` in their own shape, in evaluation mode, batch by batch."""
+    dtype = model.dtype or np.dtype(np.float32)
+    batches = iter_batches(
+        data.x, data.indices, inference_batch(model, batch_size), dtype=dtype, flatten=flattens_input(model),
+        reuse_buffer=True,
+    )  # fmt: skip
+    with evaluation_mode(model):  # copies: the input buffer is reused, and an output may be a view of it
+        outputs = [np.array(model(xb)) for xb, _ in batches]
+    return np.concatenate(outputs) if outputs else np.zeros((0, 1), dtype)
+
+
 def model_outputs(model: Layer, data: Subset, batch_size: Optional[int] = None) -> Array:
     """The model's raw outputs ``(N, K)`` in evaluation mode, batch by batch; NaN or infinity is an error."""
-    dtype = model.dtype or np.dtype(np.float32)
-    batch_size = inference_batch(model, batch_size)
-    batches = iter_batches(
-        data.x, data.indices, batch_size, dtype=dtype, flatten=flattens_input(model), reuse_buffer=True
-    )
-    with evaluation_mode(model):  # copies: the input buffer is reused, and an output may be a view of it
-        outputs = [np.array(model(xb)).reshape(len(xb), -1) for xb, _ in batches]
-    raw = np.concatenate(outputs) if outputs else np.zeros((0, 1), dtype)
+    raw = _forward(model, data, batch_size)
+    raw = raw.reshape(len(raw), -1)
     bad = ~np.isfinite(raw).all(axis=1)
     if bad.any():
         raise ValueError(
@@ -89,13 +95,7 @@ def predict_values(model: Layer, x: np.ndarray, *, batch_size: Optional[int] = N
     ``(N, ...)`` in the model's output shape (images for an autoencoder); uint8 images in are scaled by 1/255.
     """
     x = np.asarray(x)
-    data = Subset(x, np.zeros(len(x), np.int8), np.arange(len(x)))
-    dtype = model.dtype or np.dtype(np.float32)
-    batches = iter_batches(x, data.indices, inference_batch(model, batch_size), dtype=dtype,
-                           flatten=flattens_input(model), reuse_buffer=True)  # fmt: skip
-    with evaluation_mode(model):
-        outputs = [np.array(model(xb)) for xb, _ in batches]
-    return np.concatenate(outputs) if outputs else np.zeros((0,), dtype)
+    return _forward(model, Subset(x, np.zeros(len(x), np.int8), np.arange(len(x))), batch_size)
 
 
 def regression_scores(pred: Array, target: Array) -> Dict[str, float]:
@@ -151,7 +151,7 @@ def evaluate(
     if getattr(loss_fn, "task", None) == "regression":  # float targets: mse, mae, r2
         assert loss_fn is not None
         split = as_subset(data, values=True)
-        pred = predict_values(model, split.x[split.indices], batch_size=batch_size)
+        pred = _forward(model, split, batch_size)
         target = loss_fn.targets(split.y[split.indices], pred.dtype)
         return {"loss": float(loss_fn(pred, target)), **regression_scores(pred, target), "n": len(pred)}
     split = as_subset(data)
