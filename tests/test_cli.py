@@ -198,7 +198,9 @@ def test_resume_from_the_command_line_is_bit_identical(env, tmp_path):
     [
         (["train", "--lr", "-1"], 2, "argument --lr: expected a positive number, got -1"),
         (["train", "--epochs", "zero"], 2, "argument --epochs: expected a positive integer, got zero"),
-        (["train", "--val-split", "1.5"], 2, "argument --val-split: expected a fraction between 0 and 1, got 1.5"),
+        (["train", "--val-split", "1.5"], 2, "argument --val-split: expected a fraction from 0 (hold no photo out)"),
+        (["train", "--arch", "cnn", "--save", "best"], 1, "--save best keeps the epoch with the lowest validation"),
+        (["train", "--val-split", "0", "--patience", "2"], 1, "--patience stops on the validation loss, but"),
         (["train", "--val-dir", "a", "--val-split", "0.2"], 2, "not allowed with argument"),
         (["train", "no/such/folder"], 1, "nnlayers: error: image folder not found: no/such/folder"),
         (["evaluate", "missing.nnl", "."], 1, "nnlayers: error: model file not found: missing.nnl"),
@@ -302,9 +304,15 @@ def test_three_classes_through_train_evaluate_and_predict(env, tmp_path):
 
 
 def test_the_builtin_set_trains_a_cnn_in_seconds(env, tmp_path):
-    result = run(env, "train", "--arch", "cnn", "--quiet", cwd=tmp_path)
+    result = run(env, "train", "--arch", "cnn", "--quiet", "--history", "h.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert float(result.stdout.split()[2]) >= 0.9
+    # the cnn's default: every photo trains (no hold-out), the last epoch is saved and its figures reported
+    assert result.stdout.startswith("training accuracy ") and "no photo was held out" in result.stdout
+    history = json.loads((tmp_path / "h.json").read_text())["history"]
+    reported = float(result.stdout.split()[2])
+    assert reported == pytest.approx(history["accuracy"][-1], abs=5e-5) and reported >= 0.9
+    assert "val_loss" not in history and load(tmp_path / "model.nnl").metadata["saved_epoch"] == 6
+    assert load(tmp_path / "model.nnl").metadata["train_settings"]["save"] == "last"
     model = load(tmp_path / "model.nnl")
     assert type(model[0]).__name__ == "Conv2D" and model.preprocessing["size"] == [32, 32]
 

@@ -217,3 +217,18 @@ def test_a_conv1d_model_trains_saves_and_runs_in_onnx_runtime(tmp_path):
     path = export_onnx(model, tmp_path / "m.onnx", input_shape=(12, 2))
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     np.testing.assert_allclose(got, model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_conv1d_padding_modes_export_to_onnx(tmp_path, mode):
+    from nnlayers import Conv1D, export_onnx
+
+    pytest.importorskip("onnx", reason="onnx not installed (pip install 'nnlayers[onnx]')")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    model = Sequential([Conv1D(3, 4, 3, padding=2, dilation=2, padding_mode=mode, rng=0), ReLU()])
+    x = np.random.default_rng(0).normal(size=(2, 7, 3)).astype(np.float32)
+    path = export_onnx(model, tmp_path / "m.onnx", input_shape=(7, 3))
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    zeros = Sequential([Conv1D(3, 4, 3, padding=2, dilation=2, rng=0), ReLU()])
+    assert not np.allclose(zeros(x), model(x))  # the border is not zeros: the mode matters here
+    np.testing.assert_allclose(got, model(x), rtol=1e-5, atol=1e-5)

@@ -82,6 +82,22 @@ def test_the_cli_under_mpiexec_writes_one_model_that_evaluate_reads(photos, tmp_
     assert scores.returncode == 0 and json.loads(scores.stdout)["n"] == 120
 
 
+def test_a_resnet_trains_under_mpiexec_and_its_file_evaluates(photos, tmp_path):
+    """--arch resnet (BatchNorm everywhere, residual blocks, no validation by default) over 2 processes."""
+    env = {"NNLAYERS_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    result = mpirun(2, sys.executable, "-m", "nnlayers", "train", photos, "--arch", "resnet", "--size", "32",
+                    "--epochs", "2", "--quiet", "--out", "r.nnl", env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("training accuracy") == 1  # one process speaks
+    from nnlayers import load
+
+    model = load(tmp_path / "r.nnl")
+    assert type(model[3][0]).__name__ == "BasicBlock" and int(model[1].num_batches_tracked) > 0
+    scores = subprocess.run([sys.executable, "-m", "nnlayers", "evaluate", tmp_path / "r.nnl", photos, "--json"],
+                            capture_output=True, text=True, env={**os.environ, **env})  # fmt: skip
+    assert scores.returncode == 0 and json.loads(scores.stdout)["n"] == 120
+
+
 def _rank_pids(launcher: int) -> dict:
     """Process id of each MPI rank started under ``launcher`` (read from /proc)."""
     ranks = {}

@@ -377,6 +377,23 @@ def test_fit_trains_in_training_mode_and_evaluates_in_evaluation_mode():
     assert not model.training and not model[5].training  # left in evaluation mode
 
 
+def test_watching_validation_data_changes_no_weight():
+    """What `nnlayers train --val-dir TEST --save last` relies on: validating draws no random number,
+    moves no BatchNorm statistic and drops no dropout mask, so the weights are those of the run without it."""
+    from nnlayers import BCEWithLogitsLoss
+
+    images, labels = shapes_set(n=64)
+    runs = []
+    for validation in (None, (images[:16], labels[:16])):
+        model = small_cnn()
+        fit(model, BCEWithLogitsLoss(), SGD(model.parameters(), lr=0.05, momentum=0.9), (images, labels), epochs=2,
+            batch_size=16, validation=validation, augment="flip,crop", verbose=0)  # fmt: skip
+        runs.append(model.state_dict())
+    assert runs[0].keys() == runs[1].keys()
+    for key in runs[0]:
+        np.testing.assert_array_equal(runs[0][key], runs[1][key], err_msg=key)
+
+
 def test_resume_with_adam_a_cosine_schedule_and_augmentation_is_bit_identical(tmp_path):
     from nnlayers import Adam, CosineAnnealingLR
 

@@ -26,6 +26,7 @@ ARCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
         "schedule": "none",
         "augment": "none",
         "size": 64,
+        "val_split": 0.2,  # no schedule: the epoch with the lowest loss on the held-out 20 % is kept
     },
     "cnn": {
         "hidden": None,
@@ -38,6 +39,7 @@ ARCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
         "schedule": "cosine",
         "augment": "flip,crop",
         "size": 64,
+        "val_split": 0.0,  # a cosine schedule ends where it should: train on every photo, keep the last epoch
     },
     "resnet": {  # chosen by measurement: docs/benchmarks.md, "The photo classifier"
         "hidden": None,
@@ -50,6 +52,7 @@ ARCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
         "schedule": "cosine",
         "augment": "flip,crop",
         "size": 64,
+        "val_split": 0.0,
     },
 }
 
@@ -75,8 +78,8 @@ def _preprocessing(size: int, layout: str) -> Dict[str, Any]:
 
 #: An option's value when it is neither given, nor saved in the checkpoint, nor set by the architecture.
 BASE_DEFAULTS: Dict[str, Any] = {
-    "arch": "mlp", "activation": "tanh", "init": None, "patience": None, "save": "best", "seed": 0,
-    "val_dir": None, "val_split": None,
+    "arch": "mlp", "activation": "tanh", "init": None, "patience": None, "save": None, "seed": 0,
+    "val_dir": None, "val_split": 0.2,  # (what a checkpoint of 0.2, which saved no split, held out)
 }  # fmt: skip
 
 
@@ -92,6 +95,23 @@ def _settings(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) -> Dict
         what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (the run used {_shown(saved[k])})" for k in changed)
         raise ValueError(f"cannot change {what} when resuming: give the options of the first run, or start a new one")
     return {**BASE_DEFAULTS, **saved, **given}
+
+
+def _check_validation(settings: Dict[str, Any]) -> None:
+    """Resolve ``--save`` (best with validation data, else last) and refuse what needs validation data without it."""
+    validates = bool(settings["val_dir"]) or bool(settings["val_split"])
+    if settings["save"] is None:
+        settings["save"] = "best" if validates else "last"
+    if validates:
+        return
+    held_out = f"--arch {settings['arch']} holds no photo out (--val-split 0)"
+    if settings["save"] == "best":
+        raise ValueError(
+            f"--save best keeps the epoch with the lowest validation loss, but {held_out}: "
+            "give --val-split F or --val-dir DIR, or --save last"
+        )
+    if settings["patience"]:
+        raise ValueError(f"--patience stops on the validation loss, but {held_out}: give --val-split F or --val-dir DIR")
 
 
 def _shown(value: Any) -> str:
@@ -208,6 +228,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{args.resume} was not written by 'nnlayers train --checkpoint-dir'; it cannot be resumed here"
             )
     settings = _settings(args, saved)
+    _check_validation(settings)
     if args.data_dir is None and saved is None and settings["arch"] != "mlp":  # the built-in shapes: seconds
         settings["epochs"] = args.epochs or 6
         settings["size"] = args.size or 32
@@ -241,15 +262,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if settings["val_dir"]:
         validation: Any = load_image_folder(settings["val_dir"], classes=classes, verbose=not args.quiet, **options)
         where = str(settings["val_dir"])
-    else:  # split once here: fit trains on one part, and the final figures come from the other
-        fraction = settings["val_split"] if settings["val_split"] is not None else 0.2
-        settings["val_split"] = fraction  # saved: a resumed run validates on the same photos
+    elif settings["val_split"]:  # split once here: fit trains on one part, and the final figures come from the other
+        fraction = settings["val_split"]
         if len(train_set) * fraction < 1 or len(train_set) * (1 - fraction) < 1:
             raise ValueError(
                 f"--val-split {fraction} of {len(train_set)} photos leaves no photo on one side; use more photos or --val-dir"
             )
         train_data, validation = Subset.split(train_set.images, train_set.labels, fraction, settings["seed"])
         where = f"held-out {fraction:.0%} of {data_dir}"
+    else:  # --val-split 0: every photo trains
+        validation, where = None, None
     if group is not None and not follower:
         group.barrier()
 
@@ -297,6 +319,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ..plot import plot_history
 
         plot_history(history, path=args.plot)
+    if validation is None:
+        logs = history.history
+        print(
+            f"training accuracy {logs['accuracy'][-1]:.4f} (loss {logs['loss'][-1]:.4f}, over the last epoch's "
+            f"{len(train_set)} photos as trained, augment {settings['augment']}); model saved to {args.out}: the last "
+            f"epoch ({best_epoch}); no photo was held out: measure it with 'nnlayers evaluate {args.out} TEST_DIR'"
+        )
+        return 0
     scores = evaluate(model, validation)
     which = (
         f"epoch {best_epoch} of {history.epochs[-1]} (lowest validation loss)"

@@ -103,16 +103,20 @@ def _dense(g: OnnxGraph, layer: Dense, x: str) -> str:
     return g.node("Gemm", inputs, transB=1)
 
 
+def _pad_as(g: OnnxGraph, layer: Conv2D, x: str, pads: List[int]) -> str:
+    """ONNX's Conv pads with zeros only: the reflected, repeated or wrapped border is a Pad first."""
+    mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[layer.padding_mode]
+    return g.node("Pad", [x, g.constant("pads", np.array(pads), np.dtype(np.int64))], mode=mode)
+
+
 def _conv(g: OnnxGraph, layer: Conv2D, x: str) -> str:
     x = g.to_nchw(x)
     inputs = [x, g.constant("weight", layer.weight.data)]
     if layer.bias is not None:
         inputs.append(g.constant("bias", layer.bias.data))
     (ph, pw), strides = layer.padding, list(layer.stride)
-    if layer.padding_mode != "zeros" and (ph or pw):  # ONNX's Conv pads with zeros only: a Pad first
-        mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[layer.padding_mode]
-        pads = g.constant("pads", np.array([0, 0, ph, pw, 0, 0, ph, pw]), np.dtype(np.int64))
-        inputs[0] = g.node("Pad", [x, pads], mode=mode)
+    if layer.padding_mode != "zeros" and (ph or pw):
+        inputs[0] = _pad_as(g, layer, x, [0, 0, ph, pw, 0, 0, ph, pw])
         ph = pw = 0
     return g.node("Conv", inputs, kernel_shape=list(layer.kernel_size), strides=strides, pads=[ph, pw, ph, pw],
                   dilations=list(layer.dilation), group=layer.groups)  # fmt: skip
@@ -125,9 +129,9 @@ def _conv1d(g: OnnxGraph, layer: Conv1D, x: str) -> str:
     inputs = [g.node("Transpose", [x], perm=[0, 2, 1]), g.constant("weight", layer.weight.data)]
     if layer.bias is not None:
         inputs.append(g.constant("bias", layer.bias.data))
-    if layer.padding_mode != "zeros":
-        raise ValueError(f"Conv1D with padding_mode={layer.padding_mode!r} is not exported yet")
     p = layer.padding[1]
+    if layer.padding_mode != "zeros" and p:
+        inputs[0], p = _pad_as(g, layer, inputs[0], [0, 0, p, 0, 0, p]), 0
     y = g.node("Conv", inputs, kernel_shape=[layer.kernel_size[1]], strides=[layer.stride[1]], pads=[p, p],
                dilations=[layer.dilation[1]], group=layer.groups)  # fmt: skip
     return g.node("Transpose", [y], perm=[0, 2, 1])
