@@ -20,8 +20,10 @@ FLOORS = {
     "training": 5,
     "models": 6,
     "gradcheck": 6,
+    "explain": 6,
     "plot": 7,
     "cli": 8,
+    "serve": 8,
     "__main__": 9,
     "__init__": 9,
 }

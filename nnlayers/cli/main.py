@@ -96,9 +96,9 @@ def _add_train(commands: Any) -> None:
     add(
         "--epochs",
         type=positive_int,
-        help="epochs (mlp: 20, cnn: 12, resnet: 20; the built-in set with cnn or resnet: 6 at size 32)",
+        help="epochs (mlp: 20, cnn: 12, resnet: 18; the built-in set with cnn or resnet: 6 at size 32)",
     )
-    add("--batch-size", type=positive_int, help="examples per step (default: 64)")
+    add("--batch-size", type=positive_int, help="examples per step (mlp and cnn: 64, resnet: 32)")
     add("--optimizer", choices=("sgd", "adam", "adamw"), help="optimizer (mlp: sgd, cnn: adam, resnet: adamw)")
     add("--lr", type=_positive_float, help="learning rate (mlp: 0.0005, cnn and resnet: 0.002)")
     add("--momentum", type=_non_negative_float, help="SGD momentum (default: 0.9)")
@@ -182,6 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --grid, at most N photos, spread evenly over the list (default 48)",
     )
 
+    from ..explain import METHODS  # (light: numpy only until a map is drawn)
+    from .explain_command import add_explain_arguments, add_serve_arguments
+
+    explain = command(
+        "explain",
+        "why the model says what it says: a map over each photo",
+        "Draw where each photo's class came from (Grad-CAM by default) over the photo, one PNG per photo "
+        "with the predicted class and probability; --grid puts them in one picture, --json prints the numbers.",
+    )
+    add_explain_arguments(explain, list(METHODS))
+    serve = command(
+        "serve",
+        "a local web page: photos in, classes and explanations out",
+        "Serve a web page where photos are dropped and the model's classes, probabilities and explanations "
+        "shown, with a JSON API (POST /api/predict, POST /api/explain, GET /api/model). Needs nnlayers[serve].",
+    )
+    add_serve_arguments(serve)
+
     command(
         "info",
         "what a model file holds",
@@ -203,12 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 error, 2 bad arguments, 130 interrupted)."""
-    from . import model_commands, train
+    from . import explain_command, model_commands, train
 
     handlers = {
         "train": train.cmd_train,
         "evaluate": model_commands.cmd_evaluate,
         "predict": model_commands.cmd_predict,
+        "explain": explain_command.cmd_explain,
+        "serve": explain_command.cmd_serve,
         "info": model_commands.cmd_info,
         "export": model_commands.cmd_export,
         "cache": model_commands.cmd_cache,

@@ -264,6 +264,36 @@ def _read_header(data: bytes) -> Tuple[str, int, int]:
         raise ImageLoadError(f"not a readable image ({error})") from None
 
 
+def decode_image(
+    data: bytes,
+    size: Union[int, Sequence[int]] = (64, 64),
+    *,
+    backend: str = "cv2",
+    interpolation: str = "cubic",
+    reduce: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """`load_image` for bytes already in memory (an upload): uint8 RGB ``(height, width, 3)``.
+
+    Raises:
+        ImageLoadError: Empty, truncated, corrupt, too many pixels, or not an image.
+    """
+    check_options(backend, interpolation)
+    return _decode_bytes(bytes(data), image_size(size), backend, interpolation, reduce, max_pixels)
+
+
+def image_dimensions(data: bytes) -> Tuple[int, int]:
+    """``(height, width)`` of an encoded image, read from its header without decoding it.
+
+    Raises:
+        ImageLoadError: Empty, or not a readable image.
+    """
+    if not data:
+        raise ImageLoadError("empty file (0 bytes)")
+    _, width, height = _read_header(bytes(data))
+    return height, width
+
+
 def decode_file(
     path: str,
     target: Tuple[int, int],

@@ -105,8 +105,8 @@ def _dense(g: OnnxGraph, layer: Dense, x: str) -> str:
 
 def _pad_as(g: OnnxGraph, layer: Conv2D, x: str, pads: List[int]) -> str:
     """ONNX's Conv pads with zeros only: the reflected, repeated or wrapped border is a Pad first."""
-    mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[layer.padding_mode]
-    return g.node("Pad", [x, g.constant("pads", np.array(pads), np.dtype(np.int64))], mode=mode)
+    modes = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+    return g.node("Pad", [x, g.constant("pads", np.array(pads), np.dtype(np.int64))], mode=modes[layer.padding_mode])
 
 
 def _conv(g: OnnxGraph, layer: Conv2D, x: str) -> str:
