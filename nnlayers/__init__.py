@@ -12,6 +12,7 @@ subclass::
     opt.zero_grad()
 """
 
+from . import explain  # noqa: F401 - nnlayers.explain.grad_cam(...) after import nnlayers
 from ._version import __version__
 from .data import (
     ColorJitter,
@@ -92,7 +93,6 @@ from .optim import (
     StepLR,
     clip_grad_norm,
 )
-from . import explain  # noqa: F401 - nnlayers.explain.grad_cam(...) after import nnlayers
 from .plot import plot_augmentations, plot_history, plot_predictions, plot_schedule
 from .saving import ModelFileError, export_onnx, load, read_header, register_layer, save
 from .training import (

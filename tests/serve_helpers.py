@@ -40,7 +40,9 @@ class Server:
             return response.status, response.headers.get("content-type"), response.read()
 
     def post(self, path: str, body: bytes, content_type: str):
-        request = urllib.request.Request(self.url + path, data=body, method="POST", headers={"Content-Type": content_type})
+        request = urllib.request.Request(
+            self.url + path, data=body, method="POST", headers={"Content-Type": content_type}
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, response.headers.get("content-type"), response.read()

@@ -31,7 +31,9 @@ def work(shared_data, tmp_path_factory):
     model = resnet(2, widths=(4, 8), rng=0)
     save(model, root / "resnet.nnl", classes=["cat", "dog"], preprocessing=PREPROCESSING)
     dense = Sequential([Dense(32 * 32 * 3, 4, rng=0), Tanh(), Dense(4, 1, rng=1)])
-    save(dense, root / "dense.nnl", classes=["cat", "dog"], preprocessing={**PREPROCESSING, "layout": "NHWC, flattened"})
+    save(
+        dense, root / "dense.nnl", classes=["cat", "dog"], preprocessing={**PREPROCESSING, "layout": "NHWC, flattened"}
+    )
     return root
 
 
@@ -42,7 +44,7 @@ def test_one_picture_per_photo_with_the_predicted_class_and_the_photo_s_proporti
     assert len(lines) == 6 and all(len(line) == 4 for line in lines)
     predicted = json.loads(run(env, "predict", "resnet.nnl", "photos", "--json", cwd=work).stdout)
     assert [line[1] for line in lines] == [row["label"] for row in predicted]
-    for (path, _, _, picture), row in zip(lines, predicted):
+    for path, _, _, picture in lines:
         drawn, photo = cv2.imread(str(work / picture)), cv2.imread(str(work / path))
         assert drawn is not None and max(drawn.shape[:2]) == min(320, max(photo.shape[:2]))
         assert abs(drawn.shape[0] / drawn.shape[1] - photo.shape[0] / photo.shape[1]) < 0.02  # not squashed

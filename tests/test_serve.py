@@ -27,7 +27,9 @@ PREPROCESSING = {"size": [32, 32], "backend": "cv2", "interpolation": "cubic", "
 def site(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     photos = sorted(copy_kaggle_photos(shared_data, root / "photos", 4).glob("*.jpg"))
-    save(resnet(3, widths=(4, 8), rng=0), root / "model.nnl", classes=["bird", "cat", "dog"], preprocessing=PREPROCESSING)
+    save(
+        resnet(3, widths=(4, 8), rng=0), root / "model.nnl", classes=["bird", "cat", "dog"], preprocessing=PREPROCESSING
+    )
     spool = root / "tmp"
     spool.mkdir()
     server = Server(root / "model.nnl", "--max-upload-mb", "3", "--max-files", "4", tmpdir=spool, cwd=root)
@@ -42,7 +44,7 @@ def jpeg(path):
 def test_the_page_and_its_files_load_nothing_from_the_internet(site):
     server, *_ = site
     status, kind, html = server.get("/")
-    assert status == 200 and kind.startswith("text/html") and b"<select id=\"method\"" in html
+    assert status == 200 and kind.startswith("text/html") and b'<select id="method"' in html
     for asset in re.findall(rb'(?:src|href)="([^"]+)"', html):
         assert asset.startswith((b"/static/", b"data:")), asset  # nothing from another host
         if asset.startswith(b"data:"):
@@ -77,7 +79,9 @@ def test_explanations_are_the_library_s_maps_and_a_png(site, method):
     status, png = server.send("/api/explain", [jpeg(photos[0])], method=method, format="png")
     picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     photo = cv2.imread(str(photos[0]))
-    assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n" and max(picture.shape[:2]) == min(320, max(photo.shape[:2]))
+    assert (
+        status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n" and max(picture.shape[:2]) == min(320, max(photo.shape[:2]))
+    )
 
 
 def _bomb():

@@ -52,8 +52,11 @@ def wait(browser, condition, seconds=60):
 def overlays_loaded(count):
     def check(browser):
         images = browser.find_elements(By.CSS_SELECTOR, ".card img.overlay")
-        loaded = browser.execute_script("return Array.from(arguments[0]).every(i => i.complete && i.naturalWidth > 0)", images)
+        loaded = browser.execute_script(
+            "return Array.from(arguments[0]).every(i => i.complete && i.naturalWidth > 0)", images
+        )
         return len(images) == count and loaded and images
+
     return check
 
 

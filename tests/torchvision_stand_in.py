@@ -8,26 +8,36 @@ name of it can be imported, and calling one says it is a stand-in. The Grad-CAM 
 the package's own.
 """
 
-import importlib.abc, importlib.machinery, sys, types
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+
 
 class _Unavailable(types.ModuleType):
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
+
         def missing(*args, **kwargs):
             raise RuntimeError(f"torchvision is not installed here: {self.__name__}.{name} is a stand-in")
+
         return missing
+
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path, target=None):
         if fullname == "torchvision" or fullname.startswith("torchvision."):
             return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
         return None
+
     def create_module(self, spec):
-        module = _Unavailable(spec.name); module.__path__ = []; return module
+        module = _Unavailable(spec.name)
+        module.__path__ = []
+        return module
+
     def exec_module(self, module):
         pass
-
 
 
 def install() -> None:

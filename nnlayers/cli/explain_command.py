@@ -120,7 +120,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             print(f"{row['path']}\t{row['label']}\t{row['probability']:.4f}\t{row['picture']}")
-        say(args, f"{len(rows)} {args.method} pictures in {args.out}" + (f", grid {args.grid}" if args.grid and rows else ""))
+        say(
+            args,
+            f"{len(rows)} {args.method} pictures in {args.out}" + (f", grid {args.grid}" if args.grid and rows else ""),
+        )
     for message in failed:
         print(f"nnlayers: error: {message}", file=sys.stderr)
     return 1 if failed else 0
@@ -142,7 +145,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     check_installed()
     if args.max_upload_mb <= 0 or args.max_files < 1:
-        raise ValueError(f"--max-upload-mb and --max-files must be positive, got {args.max_upload_mb}, {args.max_files}")
+        raise ValueError(
+            f"--max-upload-mb and --max-files must be positive, got {args.max_upload_mb}, {args.max_files}"
+        )
     service = Service(_load_model(args.model), Path(args.model).name)
     port = args.port
     if port == 0:  # a free port, said before the server starts

@@ -111,7 +111,9 @@ def _check_validation(settings: Dict[str, Any]) -> None:
             "give --val-split F or --val-dir DIR, or --save last"
         )
     if settings["patience"]:
-        raise ValueError(f"--patience stops on the validation loss, but {held_out}: give --val-split F or --val-dir DIR")
+        raise ValueError(
+            f"--patience stops on the validation loss, but {held_out}: give --val-split F or --val-dir DIR"
+        )
 
 
 def _shown(value: Any) -> str:

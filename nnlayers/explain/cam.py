@@ -63,7 +63,9 @@ def cam_layer(model: Layer, image_shape: Tuple[int, ...], layer: Union[None, str
     modules = dict(model.named_modules())
     if isinstance(layer, str):
         if layer not in modules:
-            raise ValueError(f"the model has no layer named {layer!r}; its layers: {', '.join(n for n in modules if n)}")
+            raise ValueError(
+                f"the model has no layer named {layer!r}; its layers: {', '.join(n for n in modules if n)}"
+            )
         name, layer = layer, modules[layer]
     else:
         name = next((n for n, m in modules.items() if m is layer), "")
@@ -82,7 +84,7 @@ def _scaled(cams: Array, size: Optional[Tuple[int, int]] = None) -> Array:
         cam = cam - np.min(cam)
         cam = cam / (1e-7 + np.max(cam))
         out.append(cv2.resize(np.float32(cam), size) if size is not None else cam)
-    return np.float32(out)
+    return np.array(out, np.float32)
 
 
 def _weights(activations: Array, grads: Array, plus_plus: bool) -> Array:

@@ -67,7 +67,9 @@ def smoothgrad(
     x = as_images(model, images)
     rng = np.random.default_rng(seed)
     with Probe(model) as probe:
-        classes = np.concatenate([probe.targets(probe.outputs(x[r]), _part(target, r)) for r in batched(len(x), batch_size)])
+        classes = np.concatenate(
+            [probe.targets(probe.outputs(x[r]), _part(target, r)) for r in batched(len(x), batch_size)]
+        )
     total = np.zeros_like(x)
     spread = (x.reshape(len(x), -1).max(axis=1) - x.reshape(len(x), -1).min(axis=1)).reshape(-1, 1, 1, 1)
     for _ in range(samples):
@@ -120,7 +122,9 @@ def integrated_gradients(
     base = np.broadcast_to(np.asarray(baseline, x.dtype), x.shape)
     alphas, weights = path_points(steps, method)
     with Probe(model) as probe:
-        classes = np.concatenate([probe.targets(probe.outputs(x[r]), _part(target, r)) for r in batched(len(x), batch_size)])
+        classes = np.concatenate(
+            [probe.targets(probe.outputs(x[r]), _part(target, r)) for r in batched(len(x), batch_size)]
+        )
     total = np.zeros(x.shape, np.float64)
     for alpha, weight in zip(alphas, weights):
         grads, _ = input_gradients(model, (base + alpha * (x - base)).astype(x.dtype), classes, batch_size)
@@ -151,7 +155,9 @@ def occlusion(
     window = window or max(1, min(h, w) // 8)
     stride = stride or max(1, window // 2)
     if not 1 <= window <= min(h, w) or stride < 1:
-        raise ValueError(f"occlusion needs 1 <= window <= {min(h, w)} and stride >= 1, got window={window}, stride={stride}")
+        raise ValueError(
+            f"occlusion needs 1 <= window <= {min(h, w)} and stride >= 1, got window={window}, stride={stride}"
+        )
     corners = [(i, j) for i in range(0, h - window + 1, stride) for j in range(0, w - window + 1, stride)]
     drops, counts = np.zeros((n, h, w), np.float64), np.zeros((h, w), np.float64)
     for i, j in corners:

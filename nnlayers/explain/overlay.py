@@ -49,9 +49,9 @@ def overlay(image: Array, heatmap: Array, *, alpha: float = 0.5, colormap: str =
     heat = np.asarray(heatmap, np.float32)
     if heat.ndim != 2:
         raise ValueError(f"overlay takes one map (h, w), got shape {heat.shape}")
-    heat = cv2.resize(normalized(heat), (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_LINEAR)
+    resized = cv2.resize(normalized(heat), (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_LINEAR)
     code = getattr(cv2, f"COLORMAP_{colormap.upper()}")
-    colour = cv2.applyColorMap(np.uint8(np.round(np.clip(heat, 0, 1) * 255)), code)[:, :, ::-1]  # BGR -> RGB
+    colour = cv2.applyColorMap(np.uint8(np.round(np.clip(resized, 0, 1) * 255)), code)[:, :, ::-1]  # BGR -> RGB
     mixed = (1 - alpha) * photo.astype(np.float32) + alpha * colour.astype(np.float32)
     return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
 

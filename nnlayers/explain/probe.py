@@ -16,8 +16,8 @@ import numpy as np
 from ..data.batching import iter_batches
 from ..data.image import load_images
 from ..nn.container import Sequential, evaluation_mode
-from ..nn.layers.activation import Sigmoid, Softmax
 from ..nn.functional import sigmoid, softmax
+from ..nn.layers.activation import Sigmoid, Softmax
 from ..nn.module import Layer
 from ..nn.structure import flattens_input, last_layer
 from ..utils.types import Array, PathLike

@@ -103,8 +103,7 @@ def _dense(g: OnnxGraph, layer: Dense, x: str) -> str:
     return g.node("Gemm", inputs, transB=1)
 
 
-def _pad_as(g: OnnxGraph, layer: Conv2D, x: str, pads: List[int]) -> str:
-    """ONNX's Conv pads with zeros only: the reflected, repeated or wrapped border is a Pad first."""
+def _pad_as(g: OnnxGraph, layer: Conv2D, x: str, pads: List[int]) -> str:  # ONNX's Conv pads with zeros only
     modes = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
     return g.node("Pad", [x, g.constant("pads", np.array(pads), np.dtype(np.int64))], mode=modes[layer.padding_mode])
 

@@ -20,9 +20,7 @@ def check_installed() -> None:
 
     missing = [package for module, package in NEEDS.items() if importlib.util.find_spec(module) is None]
     if missing:
-        raise ModuleNotFoundError(
-            f"nnlayers serve needs {', '.join(missing)}: pip install \"nnlayers[serve]\""
-        )
+        raise ModuleNotFoundError(f'nnlayers serve needs {", ".join(missing)}: pip install "nnlayers[serve]"')
 
 
 def create_app(service: Service, max_upload_mb: float = 20, max_files: int = 16) -> Any:

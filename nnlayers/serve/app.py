@@ -39,7 +39,9 @@ def create_app(service: Service, max_upload_mb: float = 20, max_files: int = 16)
         """The uploaded photos' bytes and names, and the other form fields, checked."""
         kind = request.headers.get("content-type", "")
         if not kind.startswith("multipart/form-data"):
-            raise BadUpload(f"send the photos as multipart/form-data (field 'files'), not {kind or 'no content type'}", 415)
+            raise BadUpload(
+                f"send the photos as multipart/form-data (field 'files'), not {kind or 'no content type'}", 415
+            )
         length = request.headers.get("content-length")
         if length is None:
             raise BadUpload("a Content-Length header is required", 411)
@@ -56,7 +58,9 @@ def create_app(service: Service, max_upload_mb: float = 20, max_files: int = 16)
                     if isinstance(upload, str):
                         raise BadUpload("'files' must hold files, not text", 400)
                     name = upload.filename or "photo"
-                    if upload.content_type and not upload.content_type.startswith(("image/", "application/octet-stream")):
+                    if upload.content_type and not upload.content_type.startswith(
+                        ("image/", "application/octet-stream")
+                    ):
                         raise BadUpload(f"{name}: {upload.content_type} is not an image type", 415)
                     data = await upload.read(limit + 1)
                     if len(data) > limit:
@@ -117,7 +121,9 @@ def create_app(service: Service, max_upload_mb: float = 20, max_files: int = 16)
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
 
     async def failed(request: Request, error: Exception) -> Response:  # a bug, not the upload: no traceback out
-        return JSONResponse({"error": f"internal error ({type(error).__name__}); see the server's log"}, status_code=500)
+        return JSONResponse(
+            {"error": f"internal error ({type(error).__name__}); see the server's log"}, status_code=500
+        )
 
     routes = [
         Route("/", page),
@@ -127,4 +133,4 @@ def create_app(service: Service, max_upload_mb: float = 20, max_files: int = 16)
         Mount("/static", StaticFiles(directory=PAGE), name="static"),
     ]
     handlers = {BadUpload: refused, HTTPException: http_error, Exception: failed}
-    return Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+    return Starlette(routes=routes, exception_handlers=handlers)

@@ -40,7 +40,8 @@ class Service:
         self.preprocessing: Dict[str, Any] = dict(getattr(model, "preprocessing", None) or {})
         if len(self.classes) < 2 or not self.preprocessing:
             raise ValueError(f"{name} has no class names or preprocessing: it was not saved by 'nnlayers train'")
-        self.size: Tuple[int, int] = tuple(self.preprocessing.get("size", (64, 64)))  # type: ignore[assignment]
+        height, width = self.preprocessing.get("size", (64, 64))
+        self.size: Tuple[int, int] = (int(height), int(width))
         self.max_pixels = max_pixels
         self.lock = threading.Lock()
         probe = np.zeros((1, *self.size, 3), np.uint8)
@@ -65,7 +66,7 @@ class Service:
 
     def decode(self, data: bytes, name: str) -> Array:
         """One upload as the model's input photo (its preprocessing), or `BadUpload` naming the file."""
-        options = {k: self.preprocessing[k] for k in ("backend", "interpolation", "reduce") if k in self.preprocessing}
+        options: Dict[str, Any] = {k: self.preprocessing[k] for k in ("backend", "interpolation", "reduce") if k in self.preprocessing}
         if self.max_pixels is not None:
             options["max_pixels"] = self.max_pixels
         try:
@@ -98,8 +99,8 @@ class Service:
             return None
         if value in self.classes:
             return self.classes.index(value)
-        if value.isdigit() and int(value) < len(self.classes):  # type: ignore[union-attr]
-            return int(value)  # type: ignore[arg-type]
+        if value.isdigit() and int(value) < len(self.classes):
+            return int(value)
         raise BadUpload(f"target {value!r} is not one of the classes {self.classes}", 400)
 
     def explain(self, images: Array, uploads: Sequence[bytes], names: Sequence[str], method: str,
