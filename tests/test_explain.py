@@ -5,7 +5,19 @@ and residual models, in float64."""
 import numpy as np
 import pytest
 
-from nnlayers import BatchNorm2D, Conv2D, Dense, Dropout, GlobalAvgPool2D, ReLU, Sequential, Sigmoid, Softmax, Tanh
+from nnlayers import (
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from nnlayers.explain import (
     METHODS,
     cam_layer,
@@ -237,6 +249,9 @@ def test_gradient_methods_and_occlusion_agree_with_captum(classes):
         ig = captum.IntegratedGradients(reference).attribute(xt, target=target, n_steps=7, method=method)
         ours = integrated_gradients(model, x, target, steps=7, method=method)
         np.testing.assert_allclose(ours, per_pixel(ig, np.sum), rtol=1e-5, atol=1e-9)
+    layer_cam = captum.LayerGradCam(reference, theirs[4]).attribute(xt, target=target, relu_attributions=True)
+    expected = layer_cam.detach().numpy()[:, 0]  # at the last stage's 4x4 (torchvision's layer4)
+    np.testing.assert_allclose(grad_cam(model, x, target, raw=True), expected, rtol=1e-6, atol=1e-12)
     hidden = captum.Occlusion(reference).attribute(xt, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2),
                                                    target=target, baselines=0)  # fmt: skip
     expected = hidden.detach().numpy()[:, 0]  # the window covers every channel: one value for all
@@ -301,3 +316,59 @@ def test_a_batchnorm_cnn_with_predicted_classes_agrees_with_the_grad_cam_package
     with package.GradCAM(model=theirs, target_layers=[theirs[6]]) as cam:
         expected = cam(input_tensor=nchw(x / 255.0), targets=[BinaryClassifierOutputTarget(int(t)) for t in predicted])
     np.testing.assert_allclose(grad_cam(ours, x), expected, atol=1e-5)
+
+
+# --- sanity checks (Adebayo et al., 2018) -------------------------------------------------------
+
+
+def _square_set(n, seed):
+    """16x16 noise; class 1 has a bright 4x4 square somewhere in the top-left 8x8 quarter, which alone decides."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 90, (n, 16, 16, 3))
+    y = np.arange(n) % 2
+    for i in np.flatnonzero(y):
+        r, c = rng.integers(0, 5, 2)
+        x[i, r : r + 4, c : c + 4] = 230
+    return x.astype(np.uint8), y
+
+
+def _square_cnn(seed):
+    return Sequential([Conv2D(3, 8, 3, padding=1, rng=seed), ReLU(), MaxPool2D(2), Conv2D(8, 8, 3, padding=1, rng=seed + 1),
+                       ReLU(), GlobalAvgPool2D(), Dense(8, 1, rng=seed + 2)])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained_on_squares():
+    from nnlayers import Adam, BCEWithLogitsLoss, fit
+
+    x, y = _square_set(400, 0)
+    model = _square_cnn(0)
+    history = fit(model, BCEWithLogitsLoss(), Adam(model.parameters(), lr=0.01), (x, y), epochs=8, batch_size=32,
+                  verbose=0)  # fmt: skip
+    assert history.history["accuracy"][-1] > 0.95
+    x_test, y_test = _square_set(40, 1)
+    return model, x_test[y_test == 1]
+
+
+def test_grad_cam_of_a_trained_cnn_falls_where_the_class_is_decided(trained_on_squares):
+    model, squares = trained_on_squares
+    cams = grad_cam(model, squares, target=1)
+    inside = np.zeros((16, 16), bool)
+    inside[:8, :8] = True
+    share = cams[:, inside].sum(axis=1) / cams.sum(axis=(1, 2))
+    assert share.mean() >= 0.8, share  # the quarter is a fourth of the picture
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_randomised_weights_change_every_method_s_maps(trained_on_squares, method):
+    """The model parameter randomisation test: maps that do not depend on the weights explain nothing."""
+    model, squares = trained_on_squares
+    random = _square_cnn(100)
+    options = {**FAST.get(method, {}), "target": 1}
+    trained, scrambled = (np.abs(explain(m, squares, method, **options)) for m in (model, random))
+
+    def ranks(a):
+        return np.argsort(np.argsort(a.ravel()))
+
+    correlation = np.mean([np.corrcoef(ranks(a), ranks(b))[0, 1] for a, b in zip(trained, scrambled)])
+    assert correlation < 0.5, correlation  # Spearman's rank correlation, as in the paper

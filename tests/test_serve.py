@@ -148,16 +148,22 @@ def test_a_large_upload_spooled_to_disk_leaves_no_file_behind(site):
     assert list(spool.iterdir()) == []
 
 
-def test_concurrent_requests_each_get_their_own_answer(site):
+def test_concurrent_requests_each_get_their_own_answer_among_hostile_ones(site):
     server, root, photos, _ = site
     model = load(root / "model.nnl")
     expected = {p.name: explain(model, [str(p)], "gradcam")[0] for p in photos}
     answers, errors = {}, []
 
+    hostile = [BAD[case] for case in sorted(BAD) if isinstance(BAD[case][0], list) and BAD[case][0]]
+
     def ask(photo, k):
         try:
+            bad_files, _, bad_status, _ = hostile[(k * len(photos) + photos.index(photo)) % len(hostile)]
+            refused = server.send("/api/explain", bad_files)  # a hostile upload between the good ones
             status, rows = server.send("/api/explain", [jpeg(photo)], method="gradcam")
             answers[(photo.name, k)] = (status, rows[0])
+            if refused[0] != bad_status:
+                errors.append(refused)
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 

@@ -1,6 +1,12 @@
 """The page of ``nnlayers serve`` in a real browser: the operating system's Chromium, headless, driven by
 Selenium through its chromedriver (skipped where either is missing: ``apt-get install chromium
-chromium-driver``, ``pip install selenium``)."""
+chromium-driver``, ``pip install selenium``).
+
+The docs' screenshot of the page comes from here::
+
+    NNLAYERS_SCREENSHOT=docs/_static/serve-page.png NNLAYERS_SCREENSHOT_MODEL=model.nnl \
+        python -m pytest tests/test_serve_browser.py -k photos_in
+"""
 
 import json
 import os
@@ -31,7 +37,11 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 def page(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     photos = sorted(copy_kaggle_photos(shared_data, root / "photos", 2).glob("*.jpg"))
-    save(resnet(2, widths=(4, 8), rng=0), root / "model.nnl", classes=["cat", "dog"], preprocessing=PREPROCESSING)
+    trained = os.environ.get("NNLAYERS_SCREENSHOT_MODEL")  # the docs' screenshot: a model trained on the photos
+    if trained:
+        shutil.copy(trained, root / "model.nnl")
+    else:
+        save(resnet(2, widths=(4, 8), rng=0), root / "model.nnl", classes=["cat", "dog"], preprocessing=PREPROCESSING)
     (root / "tmp").mkdir()
     server = Server(root / "model.nnl", tmpdir=root / "tmp", cwd=root)
     options = webdriver.ChromeOptions()
@@ -71,7 +81,8 @@ def test_photos_in_probabilities_and_maps_out(page):
     assert labels == [f"{r['label']} {r['probability']:.3f}" for r in predicted]
     shown = [float(e.text) for e in browser.find_elements(By.CSS_SELECTOR, ".card .bar .probability")]
     assert shown == pytest.approx([t["probability"] for r in predicted for t in r["top"]], abs=6e-4)
-    if os.environ.get("NNLAYERS_SCREENSHOT"):  # docs/examples/screenshot_page.py's picture
+    if os.environ.get("NNLAYERS_SCREENSHOT"):  # the picture of the page in "Why did it say dog?"
+        browser.execute_script("return new Promise(r => setTimeout(r, 500))")  # the images drawn
         browser.save_screenshot(os.environ["NNLAYERS_SCREENSHOT"])
 
 

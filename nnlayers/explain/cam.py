@@ -100,26 +100,30 @@ def _weights(activations: Array, grads: Array, plus_plus: bool) -> Array:
 
 
 def _cam(model: Layer, images: Images, target: Target, layer: Union[None, str, Layer], batch_size: int,
-         plus_plus: bool) -> Array:  # fmt: skip
+         plus_plus: bool, raw: bool = False) -> Array:  # fmt: skip
     x = as_images(model, images)
     _, watched = cam_layer(model, x.shape[1:], layer)
-    maps = np.empty(x.shape[:3], np.float32)
+    maps: List[Array] = []
     with Probe(model, watch=watched) as probe:
         for rows in batched(len(x), batch_size):
             probe.score_gradient(x[rows], _part(target, rows), input_grad=False)
             a, g = probe.record["activation"], probe.record["gradient"]
             cam = np.maximum((_weights(a, g, plus_plus)[:, None, None, :] * a).sum(axis=-1), 0)
-            maps[rows] = _scaled(np.maximum(_scaled(cam, (x.shape[2], x.shape[1])), 0))
-    return maps
+            maps.append(cam if raw else _scaled(np.maximum(_scaled(cam, (x.shape[2], x.shape[1])), 0)))
+    return np.concatenate(maps)
 
 
 def grad_cam(model: Layer, images: Images, target: Target = None, *, layer: Union[None, str, Layer] = None,
-             batch_size: int = 32) -> Array:  # fmt: skip
-    """Grad-CAM maps ``(N, H, W)`` in [0, 1] on ``layer`` (default: `cam_layer`'s), as pytorch-grad-cam's ``GradCAM``."""
-    return _cam(model, images, target, layer, batch_size, plus_plus=False)
+             batch_size: int = 32, raw: bool = False) -> Array:  # fmt: skip
+    """Grad-CAM maps ``(N, H, W)`` in [0, 1] on ``layer`` (default: `cam_layer`'s), as pytorch-grad-cam's ``GradCAM``.
+
+    ``raw=True``: the map at the layer's own resolution ``(N, h, w)``, before any scaling, in the
+    model's dtype (Captum's ``LayerGradCam`` with ``relu_attributions=True``).
+    """
+    return _cam(model, images, target, layer, batch_size, plus_plus=False, raw=raw)
 
 
 def grad_cam_plus_plus(model: Layer, images: Images, target: Target = None, *,
-                       layer: Union[None, str, Layer] = None, batch_size: int = 32) -> Array:  # fmt: skip
-    """Grad-CAM++ maps ``(N, H, W)`` in [0, 1], as pytorch-grad-cam's ``GradCAMPlusPlus``."""
-    return _cam(model, images, target, layer, batch_size, plus_plus=True)
+                       layer: Union[None, str, Layer] = None, batch_size: int = 32, raw: bool = False) -> Array:  # fmt: skip
+    """Grad-CAM++ maps ``(N, H, W)`` in [0, 1], as pytorch-grad-cam's ``GradCAMPlusPlus`` (``raw``: as `grad_cam`)."""
+    return _cam(model, images, target, layer, batch_size, plus_plus=True, raw=raw)

@@ -66,7 +66,9 @@ class Service:
 
     def decode(self, data: bytes, name: str) -> Array:
         """One upload as the model's input photo (its preprocessing), or `BadUpload` naming the file."""
-        options: Dict[str, Any] = {k: self.preprocessing[k] for k in ("backend", "interpolation", "reduce") if k in self.preprocessing}
+        options: Dict[str, Any] = {
+            k: self.preprocessing[k] for k in ("backend", "interpolation", "reduce") if k in self.preprocessing
+        }
         if self.max_pixels is not None:
             options["max_pixels"] = self.max_pixels
         try:
