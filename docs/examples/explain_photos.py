@@ -5,7 +5,7 @@ resnet`), picks the first four test photos it classifies correctly and the first
 wrong, draws each method's map over each (one row a photo, one column a method), and times each
 method per photo.
 
-    python docs/examples/explain_photos.py MODEL [--data ../shared/data] [--out docs/_static/explain-grid.png]
+    python docs/examples/explain_photos.py MODEL [--data ../shared/data] [--out docs/_static/explain-grid.jpg]
 """
 
 import argparse
@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "data")
-    parser.add_argument("--out", type=Path, default=Path("explain-grid.png"))
+    parser.add_argument("--out", type=Path, default=Path("explain-grid.jpg"))
     args = parser.parse_args()
     model = load(args.model)
     test = load_image_folder(args.data / "dogs-vs-cats" / "test", classes=model.classes, verbose=False)
@@ -49,7 +49,8 @@ def main() -> None:
                 (k, method, captioned(picture, f"{method}: {said}" + ("" if said == truth else f" (is {truth})")))
             )
     ordered = [picture for _, _, picture in sorted(tiles, key=lambda t: (t[0], list(METHODS).index(t[1])))]
-    cv2.imwrite(str(args.out), grid(ordered, columns=len(METHODS))[:, :, ::-1])
+    sheet = grid(ordered, columns=len(METHODS))[:, :, ::-1]
+    cv2.imwrite(str(args.out), sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])  # a JPEG: the docs' pictures stay small
     print(f"wrote {args.out}: rows {[Path(f).name for f in files]}")
     print("| method | seconds per photo |\n|---|---|")
     for method, s in seconds.items():
