@@ -28,6 +28,7 @@ DRIVER = shutil.which("chromedriver")
 if not CHROMIUM or not DRIVER:
     pytest.skip("no Chromium and chromedriver (apt-get install chromium chromium-driver)", allow_module_level=True)
 
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ready  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -56,16 +57,25 @@ def page(shared_data, tmp_path_factory):
 
 
 def wait(browser, condition, seconds=60):
-    return WebDriverWait(browser, seconds).until(condition)
+    # the page replaces its cards when an answer comes: an element found a moment ago may be gone
+    return WebDriverWait(browser, seconds, ignored_exceptions=[StaleElementReferenceException]).until(condition)
+
+
+def texts(browser, selector):
+    """The text of every element that ``selector`` finds, read in one step in the page."""
+    return browser.execute_script(f"return Array.from(document.querySelectorAll('{selector}')).map(e => e.textContent)")
 
 
 def overlays_loaded(count):
+    """The ``src`` of the ``count`` overlay images once all are drawn (else ``False``)."""
+
     def check(browser):
-        images = browser.find_elements(By.CSS_SELECTOR, ".card img.overlay")
-        loaded = browser.execute_script(
-            "return Array.from(arguments[0]).every(i => i.complete && i.naturalWidth > 0)", images
+        return browser.execute_script(
+            "const images = Array.from(document.querySelectorAll('.card img.overlay'));"
+            "return images.length === arguments[0] && images.every(i => i.complete && i.naturalWidth > 0)"
+            " ? images.map(i => i.src) : false;",
+            count,
         )
-        return len(images) == count and loaded and images
 
     return check
 
@@ -77,9 +87,9 @@ def test_photos_in_probabilities_and_maps_out(page):
     browser.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in photos[:3]))
     wait(browser, overlays_loaded(3))
     status, predicted = server.send("/api/predict", [(p.name, p.read_bytes(), "image/jpeg") for p in photos[:3]])
-    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".card .label")]
+    labels = texts(browser, ".card .label")
     assert labels == [f"{r['label']} {r['probability']:.3f}" for r in predicted]
-    shown = [float(e.text) for e in browser.find_elements(By.CSS_SELECTOR, ".card .bar .probability")]
+    shown = [float(t) for t in texts(browser, ".card .bar .probability")]
     assert shown == pytest.approx([t["probability"] for r in predicted for t in r["top"]], abs=6e-4)
     if os.environ.get("NNLAYERS_SCREENSHOT"):  # the picture of the page in "Why did it say dog?"
         browser.execute_script("return new Promise(r => setTimeout(r, 500))")  # the images drawn
@@ -88,10 +98,10 @@ def test_photos_in_probabilities_and_maps_out(page):
 
 def test_another_method_redraws_the_maps(page):
     browser, *_ = page
-    before = [e.get_attribute("src") for e in wait(browser, overlays_loaded(3))]
+    before = wait(browser, overlays_loaded(3))
     Select(browser.find_element(By.ID, "method")).select_by_value("saliency")
-    wait(browser, lambda b: all("saliency" in e.text for e in b.find_elements(By.CSS_SELECTOR, ".card .name")))
-    after = [e.get_attribute("src") for e in wait(browser, overlays_loaded(3))]
+    wait(browser, lambda b: (names := texts(b, ".card .name")) and all("saliency" in name for name in names))
+    after = wait(browser, overlays_loaded(3))
     assert after != before and all(a.startswith("data:image/png;base64,") for a in after)
 
 
