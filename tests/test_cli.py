@@ -40,7 +40,9 @@ def test_console_script_is_installed():
     assert run(os.environ, "--version").stdout.startswith("nnlayers ")
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["info"], ["export"], ["cache"]])
+@pytest.mark.parametrize(
+    "command", [[], ["train"], ["evaluate"], ["predict"], ["explain"], ["serve"], ["info"], ["export"], ["cache"]]
+)
 def test_help(env, command):
     result = run(env, *command, "--help")
     assert result.returncode == 0 and "usage: nnlayers" in result.stdout
