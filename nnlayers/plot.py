@@ -89,8 +89,10 @@ def plot_predictions(
     Returns:
         The matplotlib ``Figure``.
     """
+    from .training.evaluation import class_table
+
     proba = np.asarray(probabilities, dtype=np.float64)
-    table = np.stack([1 - proba, proba], axis=1) if proba.ndim == 1 else proba
+    table = class_table(proba)
     n = len(images)
     columns = max(1, min(columns, n))
     rows = -(-n // columns)

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from .common import refuse_same_files, say
+from .common import load_options, refuse_same_files, say
 
 #: The side of each square tile of ``--grid``.
 TILE_SIDE = 192
@@ -30,16 +30,6 @@ def add_explain_arguments(explain: argparse.ArgumentParser, methods: List[str]) 
     add("--json", action="store_true", help="print the numbers (classes, probabilities, maps) as JSON")
 
 
-def _target(value: Any, classes: List[str]) -> Any:
-    if value is None:
-        return None
-    if value in classes:
-        return classes.index(value)
-    if value.isdigit() and int(value) < len(classes):
-        return int(value)
-    raise ValueError(f"--target {value}: not one of the model's classes {classes} (or an index 0..{len(classes) - 1})")
-
-
 def _pictures(args: argparse.Namespace, paths: List[str], maps: np.ndarray, rows: List[Dict[str, Any]]) -> List[np.ndarray]:  # fmt: skip
     import cv2
 
@@ -50,7 +40,7 @@ def _pictures(args: argparse.Namespace, paths: List[str], maps: np.ndarray, rows
     out.mkdir(parents=True, exist_ok=True)
     tiles = []
     for k, (path, heat, row) in enumerate(zip(paths, maps, rows)):
-        caption = f"{row['label']} {row['probability']:.2f} ({args.method}: {row['explained']})"
+        caption = row.pop("caption")
         laid = overlay(photo_for_display(read_image_bytes(path)), heat, alpha=args.alpha)
         name = out / f"{k:04d}-{Path(path).stem}.{args.method}.png"
         if not cv2.imwrite(str(name), captioned(laid, caption)[:, :, ::-1]):
@@ -64,24 +54,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     import cv2
 
     from ..data.image import ImageLoadError, load_image, preprocess
-    from ..explain import METHODS, Probe, as_images, cam_layer
+    from ..explain import as_images, cam_layer, caption, class_index, explain_classified
     from .model_commands import _expand, _load_model
 
     if not 0 <= args.alpha <= 1:
         raise ValueError(f"--alpha must be between 0 and 1, got {args.alpha}")
     model = _load_model(args.model)
     classes: List[str] = list(model.classes)
-    target = _target(args.target, classes)
+    try:
+        target = class_index(args.target, classes)
+    except ValueError as error:
+        raise ValueError(f"--target {args.target}: {error}") from None
     paths, _, left_out = _expand(args.images, classes)
     for path, reason in left_out:
         print(f"nnlayers: warning: skipped {path}: {reason}", file=sys.stderr)
     refuse_same_files([("--grid", args.grid)], inputs=[("MODEL", args.model), *(("IMAGE", p) for p in paths)])
-    options = {k: model.preprocessing[k] for k in ("backend", "interpolation", "reduce") if k in model.preprocessing}
+    options = load_options(model.preprocessing, args)
+    options.pop("cache")
     good: List[Tuple[str, np.ndarray]] = []
     failed = []
     for path in paths:
         try:
-            good.append((path, load_image(path, tuple(model.preprocessing.get("size", (64, 64))), **options)))
+            good.append((path, load_image(path, **options)))
         except (ImageLoadError, OSError) as error:
             failed.append(f"{path}: {error}")
     rows: List[Dict[str, Any]] = []
@@ -92,17 +86,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
             layer, _ = cam_layer(model, as_images(model, images[:1]).shape[1:], args.layer)
         elif args.layer:
             raise ValueError(f"--layer is for gradcam and gradcam++, not {args.method}")
-        with Probe(model) as probe:
-            raw = probe.outputs(as_images(model, images))
-            proba = probe.probabilities(raw)
-            explained = probe.targets(raw, target)
-        table = np.stack([1 - proba, proba], axis=1) if proba.ndim == 1 else proba
-        predicted = table.argmax(axis=1)
-        options = {"layer": layer} if layer is not None else {}
-        maps = METHODS[args.method](model, images, explained, **options)
-        for (path, _), row, label, cls in zip(good, table, predicted, explained):
+        table, explained, maps = explain_classified(
+            model, images, args.method, target, **({"layer": layer} if layer is not None else {})
+        )
+        for (path, _), row, cls in zip(good, table, explained):
+            label = int(row.argmax())
             rows.append({"path": path, "label": classes[label], "probability": float(row[label]),
-                         "explained": classes[cls], "method": args.method})  # fmt: skip
+                         "explained": classes[cls], "method": args.method,
+                         "caption": caption(classes, row, args.method, int(cls))})  # fmt: skip
             if layer is not None:
                 rows[-1]["layer"] = layer
         tiles = _pictures(args, [p for p, _ in good], maps, rows)

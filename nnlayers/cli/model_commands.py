@@ -97,7 +97,7 @@ def _expand(paths: List[str], classes: List[str]) -> Tuple[List[str], List[Optio
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..data.image import ImageLoadError, load_image, preprocess
-    from ..training.evaluation import predict_proba
+    from ..training.evaluation import class_table, predict_proba
 
     model = _load_model(args.model)
     classes: List[str] = list(model.classes)
@@ -118,7 +118,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             results[path] = {"path": path, "error": str(error)}
     inputs = preprocess(np.stack(good_images), model.preprocessing) if good_images else None
     proba = predict_proba(model, inputs) if inputs is not None else np.zeros((0, len(classes)))
-    table = np.stack([1 - proba, proba], axis=1) if proba.ndim == 1 else proba  # a row of class probabilities
+    table = class_table(proba)
     if table.shape[1] != len(classes):
         raise ValueError(f"{args.model} gives {table.shape[1]} outputs for {len(classes)} classes {classes}")
     binary = proba.ndim == 1

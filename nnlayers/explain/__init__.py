@@ -17,14 +17,16 @@ modes as they were.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from ..nn.module import Layer
 from ..utils.types import Array
 from .cam import cam_layer, grad_cam, grad_cam_plus_plus, spatial_layers
 from .gradients import gradient_x_input, integrated_gradients, occlusion, path_points, saliency, smoothgrad
 from .overlay import COLORMAPS, captioned, grid, normalized, overlay
-from .probe import Images, Probe, Target, as_images
+from .probe import Images, Probe, Target, as_images, classified
 
 #: The methods by the names the command line and the web page use.
 METHODS: Dict[str, Callable[..., Array]] = {
@@ -53,6 +55,31 @@ def explain(model: Layer, images: Images, method: str = "gradcam", target: Targe
     return METHODS[method](model, images, target, **options)
 
 
+def explain_classified(model: Layer, images: Images, method: str = "gradcam", target: Target = None,
+                       **options: Any) -> Tuple[Array, np.ndarray, Array]:  # fmt: skip
+    """What a picture of an explanation shows: ``(class probabilities (N, K), the class explained of
+    each image (N,), the maps (N, H, W))``, the maps by `explain`."""
+    table, classes = classified(model, as_images(model, images), target)
+    return table, classes, explain(model, images, method, classes, **options)
+
+
+def class_index(value: Optional[str], classes: Sequence[str]) -> Optional[int]:
+    """A class given by name or index (text, as typed), or ``None`` for none given."""
+    if value in (None, ""):
+        return None
+    if value in classes:
+        return list(classes).index(value)
+    if value.isdigit() and int(value) < len(classes):
+        return int(value)
+    raise ValueError(f"not one of the model's classes {list(classes)} (or an index 0..{len(classes) - 1})")
+
+
+def caption(classes: List[str], row: Array, method: str, explained: int) -> str:
+    """A picture's caption: the predicted class, its probability, and the method and class explained."""
+    label = int(row.argmax())
+    return f"{classes[label]} {row[label]:.2f} ({method}: {classes[explained]})"
+
+
 __all__ = [
     "COLORMAPS",
     "METHODS",
@@ -61,8 +88,11 @@ __all__ = [
     "Target",
     "as_images",
     "cam_layer",
+    "caption",
     "captioned",
+    "class_index",
     "explain",
+    "explain_classified",
     "grad_cam",
     "grad_cam_plus_plus",
     "gradient_x_input",

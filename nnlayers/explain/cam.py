@@ -16,8 +16,7 @@ import numpy as np
 
 from ..nn.module import Layer
 from ..utils.types import Array
-from .gradients import _part
-from .probe import Images, Probe, Target, as_images, batched
+from .probe import Images, Probe, Target, as_images, batched, targets_of
 
 
 def spatial_layers(model: Layer, image_shape: Tuple[int, ...]) -> List[Tuple[str, Layer, Tuple[int, ...]]]:
@@ -106,7 +105,7 @@ def _cam(model: Layer, images: Images, target: Target, layer: Union[None, str, L
     maps: List[Array] = []
     with Probe(model, watch=watched) as probe:
         for rows in batched(len(x), batch_size):
-            probe.score_gradient(x[rows], _part(target, rows), input_grad=False)
+            probe.score_gradient(x[rows], targets_of(target, rows), input_grad=False)
             a, g = probe.record["activation"], probe.record["gradient"]
             cam = np.maximum((_weights(a, g, plus_plus)[:, None, None, :] * a).sum(axis=-1), 0)
             maps.append(cam if raw else _scaled(np.maximum(_scaled(cam, (x.shape[2], x.shape[1])), 0)))

@@ -15,12 +15,7 @@ import numpy as np
 
 from ..nn.module import Layer
 from ..utils.types import Array
-from .probe import Images, Probe, Target, as_images, batched
-
-
-def _part(target: Target, rows: slice) -> Target:
-    """The targets of the images in ``rows``: one per image sliced, one for all kept."""
-    return target if target is None or np.ndim(target) == 0 else np.asarray(target)[rows]
+from .probe import Images, Probe, Target, as_images, batched, classified, targets_of
 
 
 def input_gradients(model: Layer, x: Array, target: Target = None, batch_size: int = 32) -> Tuple[Array, np.ndarray]:
@@ -28,7 +23,7 @@ def input_gradients(model: Layer, x: Array, target: Target = None, batch_size: i
     grads, classes = np.empty_like(x), np.empty(len(x), np.int64)
     with Probe(model) as probe:
         for rows in batched(len(x), batch_size):
-            grads[rows], classes[rows] = probe.score_gradient(x[rows], _part(target, rows))
+            grads[rows], classes[rows] = probe.score_gradient(x[rows], targets_of(target, rows))
     return grads, classes
 
 
@@ -66,10 +61,7 @@ def smoothgrad(
         raise ValueError(f"smoothgrad needs samples >= 1 and noise >= 0, got samples={samples}, noise={noise}")
     x = as_images(model, images)
     rng = np.random.default_rng(seed)
-    with Probe(model) as probe:
-        classes = np.concatenate(
-            [probe.targets(probe.outputs(x[r]), _part(target, r)) for r in batched(len(x), batch_size)]
-        )
+    _, classes = classified(model, x, target, batch_size)
     total = np.zeros_like(x)
     spread = (x.reshape(len(x), -1).max(axis=1) - x.reshape(len(x), -1).min(axis=1)).reshape(-1, 1, 1, 1)
     for _ in range(samples):
@@ -121,10 +113,7 @@ def integrated_gradients(
     x = as_images(model, images)
     base = np.broadcast_to(np.asarray(baseline, x.dtype), x.shape)
     alphas, weights = path_points(steps, method)
-    with Probe(model) as probe:
-        classes = np.concatenate(
-            [probe.targets(probe.outputs(x[r]), _part(target, r)) for r in batched(len(x), batch_size)]
-        )
+    _, classes = classified(model, x, target, batch_size)
     total = np.zeros(x.shape, np.float64)
     for alpha, weight in zip(alphas, weights):
         grads, _ = input_gradients(model, (base + alpha * (x - base)).astype(x.dtype), classes, batch_size)
@@ -165,21 +154,14 @@ def occlusion(
     with Probe(model) as probe:
         for image in range(n):
             raw = probe.outputs(x[image : image + 1])
-            cls = probe.targets(raw, _part(target, slice(image, image + 1)))
-            score = _score(raw, cls)[0]
+            cls = probe.targets(raw, targets_of(target, slice(image, image + 1)))
+            score = Probe.scores(raw, cls)[0]
             for start in range(0, len(corners), batch_size):
                 chunk = corners[start : start + batch_size]
                 occluded = np.repeat(x[image : image + 1], len(chunk), axis=0)
                 for k, (i, j) in enumerate(chunk):
                     occluded[k, i : i + window, j : j + window, :] = baseline
-                scores = _score(probe.outputs(occluded), np.repeat(cls, len(chunk)))
+                scores = Probe.scores(probe.outputs(occluded), np.repeat(cls, len(chunk)))
                 for (i, j), s in zip(chunk, scores):
                     drops[image, i : i + window, j : j + window] += score - s
     return (drops / np.maximum(counts, 1)).astype(x.dtype)
-
-
-def _score(raw: Array, classes: np.ndarray) -> np.ndarray:
-    """The class scores that the gradients differentiate (see `Probe.score_gradient`)."""
-    if raw.shape[1] == 1:
-        return np.where(classes == 1, raw[:, 0], -raw[:, 0])
-    return raw[np.arange(len(raw)), classes]

@@ -20,6 +20,7 @@ from ..nn.functional import sigmoid, softmax
 from ..nn.layers.activation import Sigmoid, Softmax
 from ..nn.module import Layer
 from ..nn.structure import flattens_input, last_layer
+from ..training.evaluation import class_table
 from ..utils.types import Array, PathLike
 
 #: Images as `explain` takes them: uint8 photos or float inputs ``(N, H, W, C)``, or image files.
@@ -127,8 +128,15 @@ class Probe:
         return chosen
 
     def probabilities(self, raw: Array) -> Array:
-        """Scores from `outputs` as class probabilities: ``(N,)`` of class 1 for one output, else ``(N, K)``."""
-        return sigmoid(raw[:, 0]) if raw.shape[1] == 1 else softmax(raw, axis=1)
+        """Scores from `outputs` as class probabilities ``(N, K)`` (two columns for one output)."""
+        return class_table(sigmoid(raw[:, 0]) if raw.shape[1] == 1 else softmax(raw, axis=1))
+
+    @staticmethod
+    def scores(raw: Array, classes: np.ndarray) -> np.ndarray:
+        """Each image's score of its class, the number `score_gradient` differentiates."""
+        if raw.shape[1] == 1:
+            return np.where(classes == 1, raw[:, 0], -raw[:, 0])
+        return raw[np.arange(len(raw)), classes]
 
     def score_gradient(self, x: Array, target: Target, input_grad: bool = True) -> Tuple[Optional[Array], np.ndarray]:
         """The gradient of each image's class score with respect to the image, and the classes.
@@ -155,3 +163,19 @@ def batched(count: int, batch_size: int) -> Iterator[slice]:
     """Slices of ``range(count)`` of at most ``batch_size``."""
     for start in range(0, count, batch_size):
         yield slice(start, min(start + batch_size, count))
+
+
+def targets_of(target: Target, rows: slice) -> Target:
+    """The targets of the images in ``rows``: one per image sliced, one for all kept."""
+    return target if target is None or np.ndim(target) == 0 else np.asarray(target)[rows]
+
+
+def classified(model: Layer, x: Array, target: Target = None, batch_size: int = 32) -> Tuple[Array, np.ndarray]:
+    """``(class probabilities (N, K), the class to explain of each image (N,))``, batch by batch."""
+    tables, classes = [], []
+    with Probe(model) as probe:
+        for rows in batched(len(x), batch_size):
+            raw = probe.outputs(x[rows])
+            tables.append(probe.probabilities(raw))
+            classes.append(probe.targets(raw, targets_of(target, rows)))
+    return np.concatenate(tables), np.concatenate(classes)

@@ -13,9 +13,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..data.image import ImageLoadError, decode_image, image_dimensions, preprocess
-from ..explain import METHODS, Probe, as_images, cam_layer
+from ..data.image import ImageLoadError, decode_image, preprocess
+from ..explain import METHODS, as_images, cam_layer, caption, class_index, explain_classified
 from ..explain.overlay import captioned, overlay, photo_for_display
+from ..explain.probe import classified
 from ..nn.module import Layer
 from ..utils.types import Array
 
@@ -72,22 +73,14 @@ class Service:
         if self.max_pixels is not None:
             options["max_pixels"] = self.max_pixels
         try:
-            image_dimensions(data)
             return decode_image(data, self.size, **options)
         except ImageLoadError as error:
             raise BadUpload(f"{name}: {error}") from None
 
-    def _scores(self, images: Array) -> Tuple[Array, Array]:
-        with Probe(self.model) as probe:
-            raw = probe.outputs(as_images(self.model, preprocess(images, self.preprocessing)))
-            proba = probe.probabilities(raw)
-        table = np.stack([1 - proba, proba], axis=1) if proba.ndim == 1 else proba
-        return raw, table
-
     def predict(self, images: Array, names: Sequence[str]) -> List[Dict[str, Any]]:
         """Each photo's class, its probability and the most likely classes (``POST /api/predict``)."""
         with self.lock:
-            _, table = self._scores(images)
+            table, _ = classified(self.model, as_images(self.model, preprocess(images, self.preprocessing)))
         rows = []
         for name, row in zip(names, table):
             ranked = np.argsort(-row, kind="stable")[:TOP_K]
@@ -97,13 +90,11 @@ class Service:
         return rows
 
     def target(self, value: Optional[str]) -> Optional[int]:
-        if value in (None, ""):
-            return None
-        if value in self.classes:
-            return self.classes.index(value)
-        if value.isdigit() and int(value) < len(self.classes):
-            return int(value)
-        raise BadUpload(f"target {value!r} is not one of the classes {self.classes}", 400)
+        """A class asked for by name or index, or `BadUpload` (400)."""
+        try:
+            return class_index(value, self.classes)
+        except ValueError:
+            raise BadUpload(f"target {value!r} is not one of the classes {self.classes}", 400) from None
 
     def explain(self, images: Array, uploads: Sequence[bytes], names: Sequence[str], method: str,
                 target: Optional[int], alpha: float = 0.5) -> List[Dict[str, Any]]:  # fmt: skip
@@ -116,15 +107,14 @@ class Service:
             raise BadUpload(f"alpha must be between 0 and 1, got {alpha}", 400)
         options = {"layer": self.cam_layer} if method.startswith("gradcam") else {}
         with self.lock:
-            raw, table = self._scores(images)
-            with Probe(self.model) as probe:
-                explained = probe.targets(raw, target)
-            maps = METHODS[method](self.model, preprocess(images, self.preprocessing), explained, **options)
+            table, explained, maps = explain_classified(
+                self.model, preprocess(images, self.preprocessing), method, target, **options
+            )
         rows = []
         for name, data, heat, row, cls in zip(names, uploads, maps, table, explained):
             label = int(row.argmax())
-            caption = f"{self.classes[label]} {row[label]:.2f} ({method}: {self.classes[cls]})"
-            picture = captioned(overlay(photo_for_display(data), heat, alpha=alpha), caption)
+            words = caption(self.classes, row, method, int(cls))
+            picture = captioned(overlay(photo_for_display(data), heat, alpha=alpha), words)
             ok, png = cv2.imencode(".png", picture[:, :, ::-1])
             rows.append({"name": name, "label": self.classes[label], "probability": float(row[label]),
                          "explained": self.classes[cls], "method": method, "layer": options.get("layer"),

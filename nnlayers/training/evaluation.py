@@ -66,6 +66,12 @@ def probabilities(model: Layer, raw: Array) -> Array:
     return raw if isinstance(last, Softmax) else softmax(raw)
 
 
+def class_table(proba: Array) -> Array:
+    """Probabilities as `predict_proba` gives them, one row per example and one column per class:
+    ``(N,)`` of class 1 becomes ``(N, 2)``, ``(N, K)`` stays."""
+    return np.stack([1 - proba, proba], axis=1) if proba.ndim == 1 else proba
+
+
 def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, batch_size: Optional[int] = None) -> Array:
     """Class probabilities: ``(N,)`` for a binary model (of class 1), ``(N, K)`` for a K-class one.
 
