@@ -13,7 +13,7 @@ the wall time of the training command and its peak memory.
 epoch for the learning curves (``--plot`` draws the first seed's), still never used to choose the
 weights, which are the same as without it.
 
-    python benchmarks/bench_photos.py [--data ../shared/data] [--seeds 0 1 2] [--arch cnn|resnet] [--watch] [--plot PNG]
+    python benchmarks/bench_photos.py [--data ../shared/data] [--seeds 0 1 2] [--arch cnn|resnet|vit] [--watch] [--plot PNG]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--plot", type=Path, help="write the first seed's learning curves here")
-    parser.add_argument("--arch", default="cnn", choices=("cnn", "resnet"))
+    parser.add_argument("--arch", default="cnn", choices=("cnn", "resnet", "vit"))
     parser.add_argument("--watch", action="store_true", help="evaluate the test photos after every epoch")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more options for nnlayers train")
     args = parser.parse_args()

@@ -9,14 +9,16 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .nn.container import Sequential
+from .nn.layers.embedding import Embedding
 from .nn.losses import Loss
 from .nn.module import Layer
+from .nn.structure import first_layer
 from .utils.types import Array
 
 
@@ -99,7 +101,8 @@ def gradcheck(
     x_in = np.asarray(x)
     if x_in.dtype.kind not in "biuf":
         raise TypeError(f"gradcheck expected a real numeric input, got dtype {x_in.dtype}")
-    x = np.array(x_in, dtype=np.float64)
+    ids = isinstance(layer, Layer) and isinstance(first_layer(layer), Embedding)  # integer ids: no input gradient
+    x = np.array(x_in, dtype=np.int64 if ids else np.float64)
     if not np.isfinite(x).all():
         raise ValueError("gradcheck needs a finite input: x contains NaN or Inf")
     if isinstance(layer, Loss):
@@ -116,24 +119,29 @@ def gradcheck(
         checked: List[Tuple[str, Array, Array]] = [("input", x, loss_fn.backward().copy())]
     elif isinstance(layer, Layer):
         model = copy.deepcopy(layer).to(np.float64)
-        first, second = np.array(model(x)), np.array(model(x))
-        if not np.array_equal(first, second, equal_nan=True):
+        first, second = _arrays(model(x)), _arrays(model(x))
+        if not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(first, second)):
+            worst = max(float(np.nanmax(np.abs(a - b), initial=0.0)) for a, b in zip(first, second))
             raise GradcheckError(
                 f"gradcheck: the forward pass is not deterministic: two calls on the same input differ (by up to "
-                f"{np.nanmax(np.abs(first - second)):.3g}), so no finite difference can check it. A random layer such "
+                f"{worst:.3g}), so no finite difference can check it. A random layer such "
                 "as Dropout: check it in evaluation mode (layer.eval()), or with its randomness fixed"
             )
-        projection = rng.standard_normal(np.shape(first))
+        projections = [
+            rng.standard_normal(np.shape(a)) for a in first
+        ]  # one per output (a recurrent layer: and its state)
 
         def objective() -> float:
-            return float(np.sum(projection * model(x)))
+            return float(sum(np.sum(r * a) for r, a in zip(projections, _arrays(model(x)))))
 
         model.zero_grad()  # (the second forward call above left what backward needs)
+        grad_y = _like(model(x), iter(projections))
         # a top-level model skips its input gradient unless asked (see Sequential.backward)
-        grad_x = (
-            model.backward(projection, input_grad=True) if isinstance(model, Sequential) else model.backward(projection)
-        )
-        checked = [("input", x, np.array(grad_x, dtype=np.float64))]
+        if isinstance(model, Sequential):
+            grad_x = model.backward(grad_y, input_grad=not ids)
+        else:
+            grad_x = model.backward(grad_y)
+        checked = [] if ids else [("input", x, np.array(grad_x, dtype=np.float64))]
         checked += [(name, p.data, p.grad.copy()) for name, p in model.named_parameters()]
     else:
         raise TypeError(f"gradcheck expected a Layer or a Loss, got {type(layer).__name__}")
@@ -163,6 +171,20 @@ def gradcheck(
     if not result.passed and raise_exception:
         raise GradcheckError(str(result))
     return result
+
+
+def _arrays(output: Any) -> List[Array]:
+    """The arrays of a layer's output: itself, or those of a tuple such as a recurrent layer's ``(output, (h_n, c_n))``."""
+    if isinstance(output, tuple):
+        return [a for part in output if part is not None for a in _arrays(part)]
+    return [np.array(output, dtype=np.float64)]
+
+
+def _like(output: Any, values: Iterator[Array]) -> Any:
+    """``values`` in the nesting of ``output``: the gradient `backward` takes for it."""
+    if isinstance(output, tuple):
+        return tuple(None if part is None else _like(part, values) for part in output)
+    return next(values)
 
 
 def _entries(shape: Tuple[int, ...], max_checks: Optional[int], rng: np.random.Generator) -> List[Tuple[int, ...]]:

@@ -6,6 +6,8 @@
   a dense head.
 - `resnet`: a small residual network for 64x64 photos (``nnlayers train --arch resnet``): a stem,
   stages of `BasicBlock` with projection shortcuts, global average pooling and a dense head.
+- `vit`: a small Vision Transformer (``nnlayers train --arch vit``): patches embedded by a strided
+  `Conv2D`, a class token, learned positions, pre-norm encoder layers and a dense head.
 
 A binary head has one output (a probability after `Sigmoid` for `mlp`, as the tutorial; a raw
 score for `small_cnn`, trained with `BCEWithLogitsLoss`); K classes get K raw scores, trained with
@@ -23,15 +25,18 @@ from .nn.container import Sequential
 from .nn.layers.activation import ReLU, Sigmoid, Tanh
 from .nn.layers.conv import Conv2D
 from .nn.layers.dropout import Dropout
+from .nn.layers.embedding import PositionalEmbedding
 from .nn.layers.linear import Dense
-from .nn.layers.normalization import BatchNorm2D
+from .nn.layers.normalization import BatchNorm2D, LayerNorm
 from .nn.layers.pooling import GlobalAvgPool2D, MaxPool2D
+from .nn.layers.sequence import ClassToken, ImageToSequence, TakeStep
+from .nn.layers.transformer import TransformerEncoder, TransformerEncoderLayer
 from .nn.losses import loss_for
 from .nn.module import Layer
 from .utils.checks import check_positive_int
 from .utils.types import RandomSource
 
-__all__ = ["loss_for", "mlp", "resnet", "small_cnn"]
+__all__ = ["loss_for", "mlp", "resnet", "small_cnn", "vit"]
 
 ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}
 
@@ -192,3 +197,69 @@ def resnet(
         previous = width
     outputs = 1 if num_classes <= 2 else num_classes
     return Sequential(layers + [GlobalAvgPool2D(), Dense(previous, outputs, rng=_seed(rng, 100))])
+
+
+def vit(
+    num_classes: int = 2,
+    *,
+    image_size: int = 64,
+    patch_size: int = 8,
+    dim: int = 96,
+    depth: int = 4,
+    heads: int = 4,
+    mlp_dim: int = 192,
+    dropout: float = 0.1,
+    in_channels: int = 3,
+    rng: Union[None, int, RandomSource] = None,
+) -> Sequential:
+    """A small Vision Transformer (Dosovitskiy et al., 2020): what ``nnlayers train --arch vit`` trains.
+
+    ``Conv2D(in_channels, dim, patch_size, stride=patch_size)`` cuts the photo into patches and
+    embeds each (`ImageToSequence` makes them a sequence, row by row); a `ClassToken` goes first and
+    `PositionalEmbedding` adds where each patch was; ``depth`` pre-norm `TransformerEncoderLayer`
+    (GELU) and a final `LayerNorm` follow; the class token's features (``TakeStep(0)``) go to a
+    `Dense` head: one raw score (binary) or ``num_classes``.
+
+    Args:
+        num_classes: 2 (one output) or K > 2.
+        image_size: The photos' side; a multiple of ``patch_size``.
+        patch_size: The side of each patch (64 / 8: 64 patches and the class token).
+        dim, depth, heads, mlp_dim: The width, the encoder layers, the heads and the feed-forward width.
+        dropout: In the encoder layers and after the positions.
+        in_channels: 3 for RGB.
+        rng: An int seed (each layer gets its own) or a generator.
+
+    Examples:
+        >>> model = vit(2, image_size=16, patch_size=4, dim=8, depth=1, heads=2, mlp_dim=16, rng=0)
+        >>> model(np.zeros((2, 16, 16, 3), np.float32)).shape
+        (2, 1)
+    """
+    num_classes = check_positive_int("num_classes", num_classes)
+    patch = check_positive_int("patch_size", patch_size)
+    side = check_positive_int("image_size", image_size)
+    if side % patch:
+        raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
+    dim = check_positive_int("dim", dim)
+    block = TransformerEncoderLayer(
+        dim, heads, mlp_dim, dropout, "gelu", layer_norm_eps=1e-6, norm_first=True, rng=_seed(rng, 3)
+    )
+    encoder = TransformerEncoder(block, check_positive_int("depth", depth), LayerNorm(dim, 1e-6))
+    # each encoder layer draws its own starting weights (torch's copies start equal; a ViT's do not)
+    for index, layer in enumerate(encoder.layers):
+        fresh = TransformerEncoderLayer(
+            dim, heads, mlp_dim, dropout, "gelu", layer_norm_eps=1e-6, norm_first=True, rng=_seed(rng, 10 + index)
+        )
+        layer.load_state_dict(fresh.state_dict())
+    outputs = 1 if num_classes <= 2 else num_classes
+    return Sequential(
+        [
+            Conv2D(check_positive_int("in_channels", in_channels), dim, patch, patch, rng=_seed(rng, 0)),
+            ImageToSequence(),
+            ClassToken(dim),
+            PositionalEmbedding((side // patch) ** 2 + 1, dim, rng=_seed(rng, 1)),
+            Dropout(dropout, rng=_seed(rng, 2)),
+            encoder,
+            TakeStep(0),
+            Dense(dim, outputs, rng=_seed(rng, 100)),
+        ]
+    )

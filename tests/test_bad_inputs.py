@@ -362,7 +362,7 @@ CASES = {
     "fit data lengths": (
         lambda: fit_with(train_data=(np.ones((4, 3)), np.zeros(5))),
         ValueError,
-        r"expected x of shape \(N, ...\) and labels of shape \(N,\) or \(N, 1\), got \(4, 3\) and \(5,\)",
+        r"expected x of shape \(N, ...\) and labels of shape \(N,\) or \(N, 1\).*got \(4, 3\) and \(5,\)",
     ),
     "fit labels": (
         lambda: fit_with(train_data=(np.ones((4, 3)), np.array([0, 1, 2, 1]))),

@@ -1,6 +1,6 @@
 """The ``nnlayers`` command line (also ``python -m nnlayers``), thin over the library.
 
-nnlayers train [DATA_DIR] [--arch mlp|cnn|resnet] [--val-dir DIR | --val-split F] [--epochs N] ...
+nnlayers train [DATA_DIR] [--arch mlp|cnn|resnet|vit] [--val-dir DIR | --val-split F] [--epochs N] ...
 nnlayers evaluate MODEL DATA_DIR
 nnlayers predict MODEL IMAGE_OR_FOLDER... [--json] [--top-k K] [--grid PNG]
 nnlayers info MODEL
@@ -73,9 +73,11 @@ def _add_train(commands: Any) -> None:
             "sigmoid output, SGD. --arch cnn is nnlayers.models.small_cnn: four blocks of Conv2D 3x3 + BatchNorm2D + "
             "ReLU + MaxPool2D, global average pooling, dropout, a dense head; Adam with a cosine schedule, flips and "
             "crops. --arch resnet is nnlayers.models.resnet: a stride-2 stem and four stages of one BasicBlock "
-            "(widths 32-256); AdamW with weight decay on the weights only, a cosine schedule, flips and crops. More "
+            "(widths 32-256); AdamW with weight decay on the weights only, a cosine schedule, flips and crops. --arch vit "
+            "is nnlayers.models.vit: 8x8 patches, a class token, four pre-norm Transformer encoder layers (width 96, "
+            "4 heads); AdamW, cosine, flips and crops. More "
             "than two classes get a softmax head. mlp holds 20% of DATA_DIR out and saves the epoch with the lowest "
-            "validation loss; cnn and resnet train on every photo and save the last epoch. Without DATA_DIR it trains on a small built-in set of generated circles "
+            "validation loss; cnn, resnet and vit train on every photo and save the last epoch. Without DATA_DIR it trains on a small built-in set of generated circles "
             "and squares. Unset options take the architecture's defaults."
         ),
     )

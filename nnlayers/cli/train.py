@@ -54,6 +54,19 @@ ARCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
         "size": 64,
         "val_split": 0.0,
     },
+    "vit": {  # a Vision Transformer from scratch: docs/benchmarks.md, "A Vision Transformer"
+        "hidden": None,
+        "epochs": 15,
+        "batch_size": 64,
+        "optimizer": "adamw",
+        "lr": 0.001,
+        "momentum": 0.9,
+        "weight_decay": 0.05,  # on the weights only, as the ResNet's
+        "schedule": "cosine",
+        "augment": "flip,crop",
+        "size": 64,
+        "val_split": 0.0,
+    },
 }
 
 
@@ -145,12 +158,14 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _build(settings: Dict[str, Any], features_shape: Tuple[int, ...], classes: int) -> Any:
-    from ..models import mlp, resnet, small_cnn
+    from ..models import mlp, resnet, small_cnn, vit
 
     if settings["arch"] == "cnn":
         return small_cnn(classes, rng=settings["seed"])
     if settings["arch"] == "resnet":
         return resnet(classes, widths=(32, 64, 128, 256), stem_stride=2, rng=settings["seed"])
+    if settings["arch"] == "vit":
+        return vit(classes, image_size=settings["size"], rng=settings["seed"])
     hidden = settings["hidden"] or 64
     return mlp(
         int(np.prod(features_shape)),
@@ -183,7 +198,7 @@ def _optimizer(settings: Dict[str, Any], model: Any) -> Any:
 
     lr, wd = settings["lr"], settings["weight_decay"]  # None: the optimizer's default
     # the residual network decays its weights only, not its biases and BatchNorm's scales and shifts
-    params = no_decay_groups(model) if settings["arch"] == "resnet" else model.parameters()
+    params = no_decay_groups(model) if settings["arch"] in ("resnet", "vit") else model.parameters()
     if settings["optimizer"] == "sgd":
         return SGD(params, lr=lr, momentum=settings["momentum"], weight_decay=wd or 0.0)
     if settings["optimizer"] == "adamw":

@@ -49,9 +49,12 @@ def to_inputs(
 def as_inputs(
     x: np.ndarray, dtype: DTypeLike = np.float32, out: Optional[np.ndarray] = None, *, flatten: bool = True
 ) -> np.ndarray:
-    """Network inputs: uint8 images are scaled by 1/255 (`to_inputs`), floats only cast (and flattened)."""
+    """Network inputs: uint8 images are scaled by 1/255 (`to_inputs`), floats only cast (and flattened),
+    other integers (the token ids of an `Embedding`) kept as they are."""
     if x.dtype == np.uint8:
         return to_inputs(x, dtype, out, flatten=flatten)
+    if x.dtype.kind in "iu":
+        return np.ascontiguousarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"expected uint8 images or floating-point inputs, got dtype {x.dtype}")
     return np.asarray(x.reshape(len(x), -1) if flatten else x, dtype=dtype)

@@ -33,9 +33,12 @@ def as_subset(data: Data, name: str = "data", values: bool = False) -> Subset:
             raise ValueError(f"{name}: the targets hold NaN or infinity")
         return Subset(x, y, np.arange(len(y)))
     y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+    if y.ndim == 2 and len(x) == len(y) and len(y) and y.dtype.kind in "iu":
+        return Subset(x, y, np.arange(len(y)))  # a label per step (N, T); negative ones (ignore_index) are padding
     if y.ndim != 1 or len(x) != len(y):
         raise ValueError(
-            f"{name}: expected x of shape (N, ...) and labels of shape (N,) or (N, 1), got {x.shape} and {y.shape}"
+            f"{name}: expected x of shape (N, ...) and labels of shape (N,) or (N, 1) (or integer (N, T), a label per "
+            f"step), got {x.shape} and {y.shape}"
         )
     if len(x) == 0:
         raise ValueError(f"{name} is empty")
@@ -65,7 +68,8 @@ def training_split(
     if validation is None:
         return train, None
     if isinstance(validation, float):
-        strata = np.zeros(len(train), np.int8) if values else train.labels()
+        per_step = train.y.ndim > 1 and not values  # a label per step: no class to stratify by
+        strata = np.zeros(len(train), np.int8) if values or per_step else train.labels()
         train_idx, val_idx = split_indices(strata, validation, seed)
         return Subset(train.x, train.y, train.indices[train_idx]), Subset(train.x, train.y, train.indices[val_idx])
     return train, as_subset(validation, "validation", values)

@@ -81,7 +81,7 @@ class Sequential(Layer):
     def forward(self, x: Array) -> Array:
         shapes = []  # each layer's input shape: backward checks the gradients against them
         for layer in self._layers:
-            shapes.append(np.shape(x))
+            shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)
             x = layer(x)
         self.save_for_backward(input_shapes=shapes)
         return x
@@ -122,8 +122,10 @@ class Sequential(Layer):
         self._layers[0].backward_params(grad_y)
         return None
 
-    def _checked(self, index: int, grad_x: Any, shape: Tuple[int, ...]) -> Array:
+    def _checked(self, index: int, grad_x: Any, shape: Optional[Tuple[int, ...]]) -> Array:
         """A layer's returned input gradient, refused (naming that layer) if it is not the input's shape."""
+        if shape is None and grad_x is not None:  # the input was a recurrent layer's (output, state)
+            return grad_x
         if np.shape(grad_x) != shape or grad_x is None:
             got = "None (does backward end with a return?)" if grad_x is None else f"shape {np.shape(grad_x)}"
             raise ValueError(

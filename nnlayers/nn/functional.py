@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..utils.types import Array
 
@@ -178,3 +179,87 @@ def conv_input_grad(
             y0, x0 = i * dh, j * dw
             dxp[:, y0 : y0 + sh * ho : sh, x0 : x0 + sw * wo : sw, :] += part.reshape(n, ho, wo, c)
     return unpad_hw(dxp, padding, x_shape, mode)
+
+
+def attention(q: Array, k: Array, v: Array, scale: float, mask: Optional[Array] = None) -> Tuple[Array, Array]:
+    """Scaled dot-product attention on ``(..., L, d)`` queries and ``(..., S, d)`` keys and values.
+
+    ``P = softmax(q k^T * scale + mask)`` over the keys, and the output ``P v``: each query's
+    average of the values, weighted by how well its key matches. ``mask`` is added to the scores
+    (``-inf`` where a query must not look). Returns ``(output, P)``; `attention_backward` takes ``P``.
+    """
+    scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
+    if mask is not None:
+        scores = scores + mask
+    p = softmax(scores, axis=-1)
+    return p @ v, p
+
+
+def attention_backward(
+    grad_out: Array,
+    q: Array,
+    k: Array,
+    v: Array,
+    p: Array,
+    scale: float,
+    kept: Optional[Array] = None,
+    grad_weights: Optional[Array] = None,
+) -> Tuple[Array, Array, Array]:
+    """The gradients of `attention`'s ``q``, ``k`` and ``v`` from its output's.
+
+    ``kept``: the scaled dropout mask that multiplied ``P`` before ``P v`` (or ``None``);
+    ``grad_weights``: a gradient of the weights ``P`` themselves (after that dropout), where they are
+    used too. The softmax's backward is ``dS = P * (dP - sum(dP * P))`` over the keys: a row of
+    weights sums to 1, so raising one weight lowers the others.
+    """
+    p_used = p if kept is None else p * kept
+    grad_v = np.swapaxes(p_used, -1, -2) @ grad_out  # out = P v
+    grad_p = grad_out @ np.swapaxes(v, -1, -2)
+    if grad_weights is not None:
+        grad_p = grad_p + grad_weights
+    if kept is not None:
+        grad_p *= kept
+    grad_scores = p * (grad_p - (grad_p * p).sum(axis=-1, keepdims=True))  # the softmax's backward
+    grad_scores *= q.dtype.type(scale)
+    return grad_scores @ k, np.swapaxes(grad_scores, -1, -2) @ q, grad_v
+
+
+def causal_mask(length: int, source: Optional[int] = None, dtype: DTypeLike = np.float32) -> Array:
+    """``(L, S)``: 0 where query ``i`` may look at key ``j <= i``, ``-inf`` above the diagonal."""
+    source = length if source is None else source
+    return np.triu(np.full((length, source), -np.inf, dtype), k=1)
+
+
+def scaled_dot_product_attention(
+    query: Array,
+    key: Array,
+    value: Array,
+    attn_mask: Optional[Array] = None,
+    is_causal: bool = False,
+    scale: Optional[float] = None,
+) -> Array:
+    """``softmax(query key^T / sqrt(d) + mask) value``, as ``torch.nn.functional.scaled_dot_product_attention``.
+
+    Args:
+        query: ``(..., L, d)``; key and value ``(..., S, d)`` (value's last axis may differ).
+        attn_mask: Broadcast to ``(..., L, S)``: a boolean mask (True where a query **may** look,
+            PyTorch's rule for this function) or a float one added to the scores.
+        is_causal: Query ``i`` looks at keys ``0..i`` only.
+        scale: The scores' factor, ``1 / sqrt(d)`` by default.
+
+    Examples:
+        >>> q = np.array([[[1.0, 0.0], [0.0, 1.0]]])
+        >>> scaled_dot_product_attention(q, q, np.array([[[1.0], [3.0]]]), is_causal=True).round(3)
+        array([[[1.  ],
+                [2.34]]])
+    """
+    query, key, value = (np.asarray(a) for a in (query, key, value))
+    scale = 1.0 / np.sqrt(query.shape[-1]) if scale is None else float(scale)
+    mask = None
+    if attn_mask is not None:
+        attn_mask = np.asarray(attn_mask)
+        mask = np.where(attn_mask, 0.0, -np.inf).astype(query.dtype) if attn_mask.dtype == np.bool_ else attn_mask
+    if is_causal:
+        causal = causal_mask(query.shape[-2], key.shape[-2], query.dtype)
+        mask = causal if mask is None else mask + causal
+    return attention(query, key, value, scale, mask)[0]

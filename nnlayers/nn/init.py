@@ -159,3 +159,14 @@ def initial_weights(
         limit = 1.0 / math.sqrt(fans(shape)[0])
         return weight, rng.uniform(-limit, limit, size=shape[0]).astype(dtype)
     return weight, np.zeros(shape[0], dtype)
+
+
+def drawn(shape: Shape, rng: RandomSource, dtype: np.dtype, *, limit: float = 0.0, std: float = 0.0) -> np.ndarray:
+    """Random starting values: uniform in ``+-limit`` (recurrent layers' ``1/sqrt(hidden)``), or N(0, std**2)
+    (embeddings); unwritten, and counted, while a model file is built."""
+    unset = _SKIP_INIT.get()
+    if unset is not None:
+        unset.claim(shape)
+        return np.empty(shape, dtype)
+    values = rng.uniform(-limit, limit, size=shape) if limit else rng.standard_normal(shape) * std
+    return np.asarray(values, dtype=dtype)

@@ -214,8 +214,9 @@ class CrossEntropyLoss(Loss):
         ignore_index: A target value that is skipped (PyTorch's default, -100).
 
     Shape:
-        - pred: ``(N, K)`` raw scores (logits), any real values.
-        - target: ``(N,)`` integers in ``[0, K)`` (or ``ignore_index``).
+        - pred: ``(N, K)`` raw scores (logits), any real values; or ``(N, T, K)``, a score per step
+          and class (the class axis last, as nnlayers keeps channels; PyTorch takes ``(N, K, T)``).
+        - target: ``(N,)`` integers in ``[0, K)`` (or ``ignore_index``); ``(N, T)`` for ``(N, T, K)``.
         - backward(): the shape and dtype of ``pred``.
 
     Examples:
@@ -250,7 +251,8 @@ class CrossEntropyLoss(Loss):
         self.label_smoothing, self.ignore_index = float(label_smoothing), int(ignore_index)
 
     def targets(self, labels: Array, dtype: np.dtype) -> Array:
-        return np.asarray(labels).astype(np.int64).reshape(-1)
+        y = np.asarray(labels).astype(np.int64)
+        return y if y.ndim > 1 and y.shape[1] != 1 else y.reshape(-1)  # (N, T): a label per step
 
     def total_weight(self, target: Array) -> float:
         """The sum of the counted targets' class weights (their count without ``weight``)."""
@@ -268,6 +270,13 @@ class CrossEntropyLoss(Loss):
     def forward(self, pred: Array, target: Array) -> Any:
         name = type(self).__name__
         z = check_float_input(f"{name} pred", pred)
+        if z.ndim > 2:  # a label per step: scores (N, T, K) and targets (N, T), the class axis last
+            y = np.asarray(target)
+            if y.shape != z.shape[:-1]:
+                raise ValueError(f"{name} expected targets of shape {z.shape[:-1]} for scores {z.shape}, got {y.shape}")
+            loss = self.forward(z.reshape(-1, z.shape[-1]), y.reshape(-1))
+            self._grad = self._grad.reshape(z.shape)  # type: ignore[union-attr]
+            return loss.reshape(y.shape) if self.reduction == "none" else loss
         if z.ndim != 2 or z.shape[0] == 0:
             raise ValueError(f"{name} expected pred of shape (N, K), got {z.shape}")
         n, k = z.shape

@@ -145,6 +145,8 @@ class Layer:
     #: ``None`` for element-wise layers that take either: `fit` and `predict` give a model the form
     #: its first layer that is not element-wise takes.
     takes_images: Optional[bool] = False
+    #: Whether the layer takes sequences ``(N, T, ...)`` as they are (`fit` neither flattens nor scales them).
+    takes_sequences: bool = False
 
     def __init__(self) -> None:
         self.__dict__.update(_params={}, _children={}, _buffers={}, _saved=None)

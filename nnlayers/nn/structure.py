@@ -27,17 +27,27 @@ def leaves(model: Layer) -> Iterator[Layer]:
 
 def first_layer(model: Layer) -> Layer:
     """The first leaf layer that is not element-wise (the one that decides the input's form), or the first leaf."""
-    all_leaves = list(leaves(model))
-    return next((layer for layer in all_leaves if getattr(layer, "takes_images", False) is not None), all_leaves[0])
+    first_leaf = None
+    for _, layer in model.named_modules():  # a parent comes before its children
+        if getattr(layer, "takes_sequences", False):
+            return layer  # a sequence layer decides for the sub-layers inside it (attention's out_proj)
+        if next(layer.named_children(), None) is None:
+            first_leaf = first_leaf or layer
+            if getattr(layer, "takes_images", False) is not None:
+                return layer
+    assert first_leaf is not None
+    return first_leaf
 
 
 def flattens_input(model: Layer) -> bool:
     """Whether the model takes flattened rows ``(N, D)`` rather than images ``(N, H, W, C)``.
 
     The first layer that is not element-wise decides (`Layer.takes_images`): a `Dropout` or an
-    activation before a `Conv2D` takes images too. A model of element-wise layers only takes rows.
+    activation before a `Conv2D` takes images too. A model of element-wise layers only takes rows. A
+    model that starts with a sequence layer (`Layer.takes_sequences`) takes its inputs as they are.
     """
-    return not getattr(first_layer(model), "takes_images", False)
+    first = first_layer(model)
+    return not (getattr(first, "takes_images", False) or getattr(first, "takes_sequences", False))
 
 
 def random_generators(model: Layer) -> Iterator[Tuple[str, Any]]:

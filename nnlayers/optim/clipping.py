@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Optional, Union
 
 import numpy as np
 
-from ..nn.module import Parameter
+from ..nn.layers.recurrent import _Recurrent
+from ..nn.module import Layer, Parameter
 from ..utils.checks import check_number
 
 
@@ -45,3 +46,23 @@ def clip_grad_norm(parameters: Iterable[Parameter], max_norm: float, norm_type: 
         for p in params:
             p.grad *= coefficient
     return total
+
+
+#: The global norm `fit` clips a recurrent model's gradients to by default (as Hugging Face's Trainer does
+#: every model's): backpropagation through time multiplies by ``W_hh`` at every step, so gradients can explode.
+RECURRENT_MAX_GRAD_NORM = 1.0
+
+
+def grad_norm_limit(model: Layer, max_grad_norm: Union[None, float, str]) -> Optional[float]:
+    """What `fit`'s ``max_grad_norm`` means for ``model``: ``"auto"`` is `RECURRENT_MAX_GRAD_NORM` when the model
+    has a recurrent layer and no clipping otherwise; a number is checked."""
+    if max_grad_norm == "auto":
+        if not isinstance(model, Layer):
+            return None  # (fit refuses it next, naming what it got)
+        recurrent = any(isinstance(layer, _Recurrent) for _, layer in model.named_modules())
+        return RECURRENT_MAX_GRAD_NORM if recurrent else None
+    if max_grad_norm is None:
+        return None
+    if isinstance(max_grad_norm, str):
+        raise ValueError(f"max_grad_norm must be a positive number, None or 'auto', got {max_grad_norm!r}")
+    return check_number("max_grad_norm", max_grad_norm, inclusive=False)

@@ -237,7 +237,9 @@ def decayed(param: Parameter, weight_decay: float) -> Array:
 
 def no_decay_groups(model: Any) -> List[Dict[str, Any]]:
     """Two parameter groups: the weights (matrices and kernels), and the biases and normalisation
-    scales and shifts (vectors), which get ``weight_decay=0`` (the usual recipe for AdamW and ResNets).
+    scales and shifts (vectors), and the learned tokens and positions of a Transformer (layers with
+    ``no_weight_decay = True``: `ClassToken`, `PositionalEmbedding`), which get ``weight_decay=0``
+    (the usual recipe for AdamW, ResNets and ViTs).
 
     Examples:
         >>> from nnlayers import AdamW, BatchNorm1D, Dense, Sequential
@@ -247,7 +249,16 @@ def no_decay_groups(model: Any) -> List[Dict[str, Any]]:
         >>> opt = AdamW(no_decay_groups(model), lr=1e-3, weight_decay=0.05)
     """
     params = model.parameters()
+    # tokens and positions are not weights either (timm's no_weight_decay: cls_token, pos_embed)
+    kept = {
+        id(p)
+        for _, layer in model.named_modules()
+        if getattr(layer, "no_weight_decay", False)
+        for p in layer.parameters()
+    }
+    decayed = [p for p in params if p.data.ndim > 1 and id(p) not in kept]
+    chosen = {id(p) for p in decayed}
     return [
-        {"params": [p for p in params if p.data.ndim > 1]},
-        {"params": [p for p in params if p.data.ndim <= 1], "weight_decay": 0.0},
+        {"params": decayed},
+        {"params": [p for p in params if id(p) not in chosen], "weight_decay": 0.0},
     ]

@@ -9,14 +9,19 @@ from ..nn.blocks import BasicBlock
 from ..nn.branching import Add, Concat, Identity, ModuleList, Residual
 from ..nn.container import Sequential
 from ..nn.layers.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from ..nn.layers.attention import MultiheadAttention
 from ..nn.layers.conv import Conv1D, Conv2D, ConvTranspose2D
 from ..nn.layers.dropout import Dropout
+from ..nn.layers.embedding import Embedding, PositionalEmbedding
 from ..nn.layers.linear import Dense
 from ..nn.layers.normalization import BatchNorm1D, BatchNorm2D, GroupNorm, LayerNorm
 from ..nn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from ..nn.layers.recurrent import GRU, LSTM, RNN
 from ..nn.layers.resampling import AdaptiveAvgPool2D, Upsample2D
 from ..nn.layers.reshape import Flatten
+from ..nn.layers.sequence import ClassToken, FinalState, ImageToSequence, MeanOverTime, SequenceOutput, TakeStep
 from ..nn.layers.smooth import ELU, GELU, Hardswish, SiLU, Softplus
+from ..nn.layers.transformer import TransformerEncoder, TransformerEncoderLayer
 from ..nn.module import Layer
 from .modelfile import ModelFileError
 
@@ -55,6 +60,8 @@ BUILTIN_LAYERS: Dict[str, Type[Layer]] = {
         ConvTranspose2D,
         Conv1D,
     )
+    + (Embedding, PositionalEmbedding, RNN, LSTM, GRU, MultiheadAttention, TransformerEncoderLayer, TransformerEncoder)
+    + (SequenceOutput, FinalState, TakeStep, MeanOverTime, ImageToSequence, ClassToken)
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
-from ..data.batching import iter_batches
+from ..data.batching import as_inputs, iter_batches
 from ..data.image import load_images
 from ..data.sources import Data, as_subset, check_labels
 from ..data.splits import Subset
@@ -16,7 +16,7 @@ from ..nn.functional import sigmoid, softmax
 from ..nn.layers.activation import Sigmoid, Softmax
 from ..nn.losses import CrossEntropyLoss, Loss, loss_for
 from ..nn.module import Layer
-from ..nn.structure import flattens_input, last_layer
+from ..nn.structure import first_layer, flattens_input, last_layer
 from ..utils.types import Array, PathLike
 from .metrics import classification_metrics
 
@@ -90,9 +90,19 @@ def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, bat
     if isinstance(x, (list, tuple)) and (not x or isinstance(x[0], (str, os.PathLike))):
         x = load_images(x, getattr(model, "preprocessing", None))
     x = np.asarray(x)
-    return probabilities(
-        model, model_outputs(model, Subset(x, np.zeros(len(x), np.int8), np.arange(len(x))), batch_size)
-    )
+    data = Subset(x, np.zeros(len(x), np.int8), np.arange(len(x)))
+    if _scores_per_step(model, data):  # (N, T, K): a distribution per step
+        raw = _forward(model, data, batch_size)
+        return raw if isinstance(last_layer(model), Softmax) else softmax(raw, axis=-1)
+    return probabilities(model, model_outputs(model, data, batch_size))
+
+
+def _scores_per_step(model: Layer, data: Subset) -> bool:
+    """Whether the model gives scores per step ``(N, T, K)`` (a sequence model's output on one example)."""
+    if not len(data) or not getattr(first_layer(model), "takes_sequences", False):
+        return False
+    with evaluation_mode(model):
+        return np.ndim(model(as_inputs(data.x[data.indices[:1]], model.dtype or np.float32, flatten=False))) == 3
 
 
 def predict_values(model: Layer, x: np.ndarray, *, batch_size: Optional[int] = None) -> Array:
@@ -119,7 +129,7 @@ def predict(
 ) -> Array:
     """Predicted class index for each example: ``predict_proba > threshold`` (binary) or the most likely class."""
     p = predict_proba(model, x, batch_size=batch_size)
-    return (p > threshold).astype(np.int64) if p.ndim == 1 else p.argmax(axis=1)
+    return (p > threshold).astype(np.int64) if p.ndim == 1 else p.argmax(axis=-1)
 
 
 def evaluate(
@@ -161,6 +171,8 @@ def evaluate(
         target = loss_fn.targets(split.y[split.indices], pred.dtype)
         return {"loss": float(loss_fn(pred, target)), **regression_scores(pred, target), "n": len(pred)}
     split = as_subset(data)
+    if split.y.ndim > 1:  # a label per step
+        return _evaluate_steps(model, split, loss_fn, batch_size)
     raw = model_outputs(model, split, batch_size)
     names = classes if classes is not None else getattr(data, "classes", None)
     if names is not None and max(2, raw.shape[1]) != len(names):
@@ -184,3 +196,18 @@ def evaluate(
     else:
         scores.update(precision=scores["macro_precision"], recall=scores["macro_recall"], f1=scores["macro_f1"])
     return scores
+
+
+def _evaluate_steps(model: Layer, data: Subset, loss_fn: Optional[Loss], batch_size: Optional[int]) -> Dict[str, Any]:
+    """`evaluate` for a label per step: scores ``(N, T, K)``, the metrics over the steps that are not padding."""
+    raw = _forward(model, data, batch_size)
+    truth = data.y[data.indices].astype(np.int64)
+    if raw.shape[:2] != truth.shape or raw.ndim != 3:
+        raise ValueError(f"labels per step {truth.shape} need scores (N, T, K) per step, the model gave {raw.shape}")
+    loss_fn = loss_fn or CrossEntropyLoss()
+    loss = float(loss_fn(raw, truth))
+    counted = truth != getattr(loss_fn, "ignore_index", -100)
+    count = raw.shape[-1]
+    scores = classification_metrics(truth[counted], raw.argmax(axis=-1)[counted], count)
+    scores.update(precision=scores["macro_precision"], recall=scores["macro_recall"], f1=scores["macro_f1"])
+    return {"loss": loss, **scores, "n": int(counted.sum())}

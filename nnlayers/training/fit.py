@@ -24,6 +24,7 @@ from ..nn.layers.normalization import BatchNorm1D
 from ..nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from ..nn.module import Layer
 from ..nn.structure import flattens_input, last_layer
+from ..optim.clipping import clip_grad_norm, grad_norm_limit
 from ..optim.optimizer import Optimizer
 from ..optim.schedules import LRScheduler, ReduceLROnPlateau
 from ..utils.checks import check_positive_int
@@ -71,6 +72,7 @@ class Trainer:
         scheduler: Optional[Scheduler] = None,
         augment: Optional[Transform] = None,
         distributed: Optional[Distributed] = None,
+        max_grad_norm: Optional[float] = None,
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"model must be a Layer (e.g. a Sequential), got {type(model).__name__}")
@@ -100,6 +102,7 @@ class Trainer:
             )
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.scheduler, self.augment, self.distributed = scheduler, augment, distributed
+        self.max_grad_norm = max_grad_norm
         self.callbacks = list(callbacks)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
@@ -167,14 +170,16 @@ class Trainer:
         total = self.loss_fn.total_weight(self.loss_fn.targets(data.y[whole], targets.dtype))
         return self.loss_fn.total_weight(targets) / total if len(targets) else 0.0
 
-    def _hits(self, pred: Array, y: Array) -> float:
-        """How many predictions of the batch are right (a regression: the sum of each example's mean absolute error)."""
+    def _hits(self, pred: Array, y: Array) -> Tuple[float, int]:
+        """How many predictions of the batch are right, and of how many (a regression: the sum of each example's
+        mean absolute error, of the examples; a label per step: the steps that are not padding)."""
         if self.loss_fn.task == "regression":
-            return float(np.abs(pred - y).reshape(len(y), -1).mean(axis=1).sum())
+            return float(np.abs(pred - y).reshape(len(y), -1).mean(axis=1).sum()), len(y)
         if self.loss_fn.task == "classes":
-            return int(np.count_nonzero(pred.argmax(axis=1) == y))
+            counted = y != getattr(self.loss_fn, "ignore_index", -100)
+            return int(np.count_nonzero((pred.argmax(axis=-1) == y) & counted)), int(np.count_nonzero(counted))
         threshold = 0.5 if isinstance(last_layer(self.model), Sigmoid) else 0.0
-        return int(np.count_nonzero((pred > threshold) == (y > 0.5)))
+        return int(np.count_nonzero((pred > threshold) == (y > 0.5))), len(y)
 
     def check_batches(self, examples: int, batch_size: int, drop_last: bool) -> None:
         """Before training: refuse batches of one example (or a process's part of one) for a `BatchNorm1D`,
@@ -201,7 +206,7 @@ class Trainer:
     def run_epoch(self, data: Subset, batch_size: int, show_bar: bool, drop_last: bool = False) -> Dict[str, float]:
         model, loss_fn, optimizer, group = self.model, self.loss_fn, self.optimizer, self.distributed
         model.train()
-        total_loss, correct, seen = 0.0, 0.0, 0
+        total_loss, correct, seen, scored = 0.0, 0.0, 0, 0
         kept = len(data) - len(data) % batch_size if drop_last else len(data)
         steps = self._progress(self.batches(data, batch_size, True, drop_last), kept, batch_size, show_bar)
         for x, y, share, whole in steps:
@@ -214,17 +219,19 @@ class Trainer:
                 model.backward_params(loss_fn.backward())  # nobody needs the gradient of the pixels
                 # the epoch's loss is the mean over examples of each batch's mean: this part's share of it
                 total_loss += loss * share * whole if loss_fn.reduction == "mean" else loss
-                correct += self._hits(pred, y)
-                seen += len(y)
+                hits, count = self._hits(pred, y)
+                correct, scored, seen = correct + hits, scored + count, seen + len(y)
             if group is not None:  # the whole batch's gradient, on every process
                 group.allreduce_gradients(optimizer.params, share)
+            if self.max_grad_norm is not None:
+                clip_grad_norm(optimizer.params, self.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad()
         if group is not None:
-            summed = group.sum([total_loss, correct, seen])
-            total_loss, correct, seen = summed[0], summed[1], int(summed[2])
+            summed = group.sum([total_loss, correct, seen, scored])
+            total_loss, correct, seen, scored = summed[0], summed[1], int(summed[2]), int(summed[3])
             group.average_buffers(model)
-        return {"loss": total_loss / seen, self.metric: correct / seen}
+        return {"loss": total_loss / seen, self.metric: correct / max(scored, 1)}
 
     def _progress(
         self, steps: Iterator[Tuple[Array, Array, float, int]], n: int, batch_size: int, show: bool
@@ -315,16 +322,16 @@ class Trainer:
             scores = evaluate(self.model, validation, self.loss_fn, batch_size=size)
             return scores["loss"], scores[self.metric]
         part = Subset(validation.x, validation.y, group.shard(validation.indices))
-        loss_sum = correct = weight = 0.0
+        loss_sum = correct = weight = scored = 0.0
         if len(part):
             raw = model_outputs(self.model, part, size)
             targets = self.loss_fn.targets(part.labels(), raw.dtype)
             loss = self.loss_fn(raw, targets)
             weight = self.loss_fn.total_weight(targets)  # a mean's denominator: the parts' means add up by it
             loss_sum = loss * weight if self.loss_fn.reduction == "mean" else loss
-            correct = self._hits(raw, targets)
-        loss_sum, correct, count, weight = group.sum([loss_sum, correct, len(part), weight])
-        return loss_sum / (weight if self.loss_fn.reduction == "mean" else count), correct / count
+            correct, scored = self._hits(raw, targets)
+        loss_sum, correct, count, weight, scored = group.sum([loss_sum, correct, len(part), weight, scored])
+        return loss_sum / (weight if self.loss_fn.reduction == "mean" else count), correct / scored
 
     def _step_scheduler(self, logs: Mapping[str, float]) -> None:
         if isinstance(self.scheduler, ReduceLROnPlateau):
@@ -364,6 +371,7 @@ def fit(
     progress: Optional[bool] = None,
     distributed: Any = None,
     drop_last: bool = False,
+    max_grad_norm: Union[None, float, str] = "auto",
 ) -> History:
     """Train ``model`` with mini-batch gradient descent, like Keras' ``model.fit``.
 
@@ -405,6 +413,9 @@ def fit(
         drop_last: Leave out the last training batch of each epoch when it is smaller than
             ``batch_size`` (PyTorch's ``DataLoader(drop_last=True)``): a `BatchNorm1D` cannot train on
             a batch of one example.
+        max_grad_norm: Clip the gradients' global norm to this before each step (`clip_grad_norm`);
+            ``"auto"`` (default): 1.0 for a model with a recurrent layer (whose gradients can explode
+            through time), none for the others; ``None``: never.
 
     Returns:
         The `History`; each epoch logs ``loss``, ``accuracy`` (a regression: ``mae``) (and ``val_`` ones), ``lr`` and
@@ -430,6 +441,7 @@ def fit(
     trainer = Trainer(
         model, loss_fn, optimizer, seed=seed, callbacks=callbacks, metadata=metadata, scheduler=scheduler,
         augment=parse_augment(augment), distributed=resolve(distributed),
+        max_grad_norm=grad_norm_limit(model, max_grad_norm),
     )  # fmt: skip
     if resume is not None:
         trainer.resume(resume)

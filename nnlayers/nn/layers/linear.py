@@ -31,8 +31,9 @@ class Dense(Layer):
             weights; ``None`` draws fresh ones.
 
     Shape:
-        - Input: ``(N, in_features)``, floating point (cast to ``dtype``).
-        - Output: ``(N, out_features)``, ``dtype``.
+        - Input: ``(N, in_features)``, floating point (cast to ``dtype``); or ``(N, *, in_features)``,
+          every position a row (the steps of a sequence), as ``torch.nn.Linear``.
+        - Output: ``(N, out_features)`` (``(N, *, out_features)``), ``dtype``.
 
     Attributes:
         weight: `Parameter` of shape ``(out_features, in_features)``: the seed's ``W1``.
@@ -72,21 +73,23 @@ class Dense(Layer):
 
     def forward(self, x: Array) -> Array:
         x = check_float_input(self._name(), x, self.weight.data.dtype)
-        if x.ndim != 2 or x.shape[1] != self.in_features:
+        if x.ndim < 2 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self._name()} expected input of shape (N, {self.in_features}), got {x.shape}")
         self.save_for_backward(x=x)
-        y = x @ self.weight.data.T  # the seed's Z = W X, with examples as rows
+        rows = x.reshape(-1, self.in_features)  # (N, T, F) sequences: every step is a row
+        y = rows @ self.weight.data.T  # the seed's Z = W X, with examples as rows
         if self.bias is not None:
             y += self.bias.data
-        return y
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     def backward_params(self, grad_y: Array) -> None:
         """Accumulate ``dW`` and ``db`` without computing the input gradient."""
         x = self.saved("x")
-        grad_y = check_grad_shape(self, grad_y, (x.shape[0], self.out_features)).astype(x.dtype, copy=False)
-        self.weight.add_matmul(grad_y.T, x)  # seed: dW = 1/m dZ A_prev.T
+        grad_y = check_grad_shape(self, grad_y, (*x.shape[:-1], self.out_features)).astype(x.dtype, copy=False)
+        grad_rows = grad_y.reshape(-1, self.out_features)
+        self.weight.add_matmul(grad_rows.T, x.reshape(-1, self.in_features))  # seed: dW = 1/m dZ A_prev.T
         if self.bias is not None:
-            self.bias.grad += grad_y.sum(axis=0)  # seed: db = 1/m sum(dZ)
+            self.bias.grad += grad_rows.sum(axis=0)  # seed: db = 1/m sum(dZ)
 
     def backward(self, grad_y: Array) -> Array:
         self.backward_params(grad_y)

@@ -76,10 +76,32 @@ class GELU(_FromInput):
         return f"approximate={self.approximate!r}" if self.approximate != "none" else ""
 
 
+#: Numerical Recipes' ``erfcc`` (Chebyshev fit): ``erfc(z) = t exp(-z^2 + P(t))``, ``t = 1 / (1 + z / 2)``,
+#: relative error below 1.2e-7 for every ``z >= 0``: float32's rounding.
+_ERFC_COEFFICIENTS = (
+    -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
+    0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277,
+)  # fmt: skip
+
+
 def _normal_cdf(x: Array) -> Array:
-    """``Phi(x) = (1 + erf(x / sqrt 2)) / 2``, with ``erf`` from the standard library, element by element in C."""
-    erf = np.frompyfunc(math.erf, 1, 1)
-    return ((1 + erf(x * x.dtype.type(1 / math.sqrt(2))).astype(x.dtype)) / 2).astype(x.dtype)
+    """``Phi(x) = erfc(-x / sqrt 2) / 2``.
+
+    float64 takes ``math.erf`` element by element (exact: the parity tests' 1e-10); float32 a
+    vectorised ``erfc`` to float32's rounding, relative error included on the far negative side
+    where ``Phi`` is tiny, some 30x faster.
+    """
+    if x.dtype != np.float32:
+        erf = np.frompyfunc(math.erf, 1, 1)
+        return ((1 + erf(x * x.dtype.type(1 / math.sqrt(2))).astype(x.dtype)) / 2).astype(x.dtype)
+    z = np.abs(x) * np.float32(1 / math.sqrt(2))
+    t = 1 / (1 + z / 2)
+    poly = np.full_like(t, _ERFC_COEFFICIENTS[-1])
+    for c in _ERFC_COEFFICIENTS[-2::-1]:  # Horner
+        poly *= t
+        poly += np.float32(c)
+    half_erfc = t * np.exp(poly - z * z) / 2  # Phi(-|x|)
+    return np.where(x < 0, half_erfc, 1 - half_erfc)
 
 
 class SiLU(_FromInput):
