@@ -337,3 +337,24 @@ def test_a_short_cnn_run_on_real_photos_learns(shared_data, env, tmp_path):
     model = load(tmp_path / "model.nnl")
     proba = predict_proba(model, [str(p) for p in photos_to_check])
     assert [r["p_dog"] for r in rows] == pytest.approx(proba.tolist(), rel=1e-6)
+
+
+def test_a_vision_transformer_trains_from_the_command_line_and_its_file_is_used(shared_data, env, tmp_path):
+    """--arch vit on a few hundred photos: it learns, and its file evaluates, predicts, explains and exports."""
+    photos = copy_kaggle_photos(shared_data, tmp_path / "photos", 150)
+    test = shared_data / "dogs-vs-cats" / "test"
+    result = run(env, "train", photos, "--arch", "vit", "--size", "32", "--epochs", "4", "--history", "h.json", "--quiet",
+                 cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    history = json.loads((tmp_path / "h.json").read_text())["history"]
+    assert history["loss"][-1] < history["loss"][0]  # learning
+    model = load(tmp_path / "model.nnl")
+    names = [type(layer).__name__ for layer in model]
+    assert names[:3] == ["Conv2D", "ImageToSequence", "ClassToken"] and "TransformerEncoder" in names
+    scores = json.loads(run(env, "evaluate", tmp_path / "model.nnl", test, "--json").stdout)
+    assert scores["n"] == 1000 and 0.0 <= scores["accuracy"] <= 1.0
+    first = sorted(test.glob("*.jpg"))[:3]
+    rows = json.loads(run(env, "predict", tmp_path / "model.nnl", *first, "--json").stdout)
+    assert [r["p_dog"] for r in rows] == pytest.approx(predict_proba(model, [str(p) for p in first]).tolist(), rel=1e-5)
+    explained = run(env, "explain", tmp_path / "model.nnl", first[0], "--method", "saliency", "--out", tmp_path / "why")
+    assert explained.returncode == 0, explained.stderr

@@ -34,6 +34,8 @@ from ..nn.module import Layer
 from ..nn.structure import first_layer, flattens_input
 from ..utils.files import atomic_write_bytes
 from ..utils.types import PathLike
+from .onnx_activations import element_wise, smooth
+from .onnx_sequence import SEQUENCE_EXPORTERS, linear, sequence_input
 
 DEFAULT_OPSET = 17
 
@@ -61,6 +63,9 @@ class OnnxGraph:
         self.nodes: List[Any] = []
         self.initializers: List[Any] = []
         self.layout = "rows"
+        self.sequence = False  # a sequence (N, T, F) in the "rows" layout
+        self.state: Optional[str] = None  # a recurrent layer's final state h_n, for a FinalState
+        self.opset = DEFAULT_OPSET
         self._count = 0
 
     def name(self, hint: str) -> str:
@@ -97,6 +102,8 @@ class OnnxGraph:
 
 
 def _dense(g: OnnxGraph, layer: Dense, x: str) -> str:
+    if g.sequence:
+        return linear(g, layer, x)
     inputs = [x, g.constant("weight", layer.weight.data)]
     if layer.bias is not None:
         inputs.append(g.constant("bias", layer.bias.data))
@@ -230,37 +237,6 @@ def _group_norm(g: OnnxGraph, layer: GroupNorm, x: str) -> str:
     return g.node("Add", [out, g.constant("bias", layer.bias.data.reshape(per_channel))])
 
 
-def _element_wise(g: OnnxGraph, layer: Layer, x: str) -> str:
-    if isinstance(layer, LeakyReLU):
-        return g.node("LeakyRelu", [x], alpha=layer.negative_slope)
-    if isinstance(layer, (Softmax, LogSoftmax)):
-        if g.layout != "rows" and layer.axis not in (-1, 3):
-            raise ValueError(f"{type(layer).__name__} over axis {layer.axis} of images is not exported")
-        axis = 1 if g.layout == "nchw" else layer.axis  # channels-last's last axis is NCHW's axis 1
-        return g.node(type(layer).__name__, [x], axis=axis)
-    op = {Tanh: "Tanh", Sigmoid: "Sigmoid", ReLU: "Relu", Hardswish: "HardSwish"}[type(layer)]  # type: ignore[index]
-    return g.node(op, [x])
-
-
-def _smooth(g: OnnxGraph, layer: Layer, x: str) -> str:
-    """GELU, SiLU, ELU and Softplus from ONNX's basic operators (opset 13 has no Gelu)."""
-    c = lambda value: g.constant("c", np.array(value))  # noqa: E731
-    if isinstance(layer, SiLU):
-        return g.node("Mul", [x, g.node("Sigmoid", [x])])
-    if isinstance(layer, ELU):
-        return g.node("Elu", [x], alpha=layer.alpha)
-    if isinstance(layer, Softplus):  # (ONNX's has no threshold: above it the two differ by < exp(-threshold))
-        scaled = g.node("Softplus", [g.node("Mul", [x, c(layer.beta)])])
-        return g.node("Div", [scaled, c(layer.beta)])
-    assert isinstance(layer, GELU)
-    if layer.approximate == "tanh":
-        inner = g.node("Add", [x, g.node("Mul", [c(0.044715), g.node("Mul", [x, g.node("Mul", [x, x])])])])
-        gate = g.node("Tanh", [g.node("Mul", [c(np.sqrt(2 / np.pi)), inner])])
-    else:
-        gate = g.node("Erf", [g.node("Mul", [x, c(1 / np.sqrt(2))])])
-    return g.node("Mul", [g.node("Mul", [x, c(0.5)]), g.node("Add", [gate, c(1.0)])])
-
-
 def _branches(g: OnnxGraph, outputs: List[Tuple[str, str]]) -> List[str]:
     """Branch outputs (name, layout) brought to one layout (NCHW if any branch went there)."""
     layouts = {layout for _, layout in outputs}
@@ -321,23 +297,24 @@ EXPORTERS: Dict[type, Any] = {
     Upsample2D: _separable,
     AdaptiveAvgPool2D: _separable,
     GroupNorm: _group_norm,
-    Tanh: _element_wise,
-    Sigmoid: _element_wise,
-    ReLU: _element_wise,
-    LeakyReLU: _element_wise,
-    Softmax: _element_wise,
-    LogSoftmax: _element_wise,
-    Hardswish: _element_wise,
-    GELU: _smooth,
-    SiLU: _smooth,
-    ELU: _smooth,
-    Softplus: _smooth,
+    Tanh: element_wise,
+    Sigmoid: element_wise,
+    ReLU: element_wise,
+    LeakyReLU: element_wise,
+    Softmax: element_wise,
+    LogSoftmax: element_wise,
+    Hardswish: element_wise,
+    GELU: smooth,
+    SiLU: smooth,
+    ELU: smooth,
+    Softplus: smooth,
     Dropout: lambda g, layer, x: x,  # the identity in evaluation
     Identity: lambda g, layer, x: x,
     Add: _add,
     Residual: _add,
     Concat: _concat,
     BasicBlock: _basic_block,
+    **SEQUENCE_EXPORTERS,
 }
 
 
@@ -361,7 +338,8 @@ def _export_layer(g: OnnxGraph, layer: Layer, x: str, where: str) -> str:
 def _output_shape(model: Layer, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[int, ...]:
     """One example's output shape, from a forward pass in evaluation mode (the mode is restored)."""
     with evaluation_mode(model):
-        return tuple(np.shape(model(np.zeros((1, *shape), dtype)))[1:])
+        ids = sequence_input(first_layer(model))  # token ids: integers in
+        return tuple(np.shape(model(np.zeros((1, *shape), np.int64 if ids else dtype)))[1:])
 
 
 def default_input_shape(model: Layer) -> Tuple[int, ...]:
@@ -419,7 +397,9 @@ def export_onnx(
     dtype = np.dtype(dtype) if dtype is not None else model.dtype or np.dtype(np.float32)
     out_shape = _output_shape(model, shape, dtype)  # first: resizing layers keep the matrices of this size
     g = OnnxGraph(dtype)
-    g.layout = "nhwc" if len(shape) == 3 else "rows"
+    g.layout, g.opset = ("nhwc" if len(shape) == 3 else "rows"), opset
+    ids = sequence_input(first_layer(model))
+    g.sequence = len(shape) == 2 or ids  # (T, F) features or (T,) ids per example
     output = _export_layer(g, model, "input", "")
     if g.layout == "nchw":  # spatial outputs go back to the layout nnlayers gives
         output = g.node("Transpose", [output], perm=[0, 2, 3, 1])
@@ -428,7 +408,7 @@ def export_onnx(
     graph = onnx.helper.make_graph(
         g.nodes,
         "nnlayers",
-        [onnx.helper.make_tensor_value_info("input", elem, ["batch", *shape])],
+        [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.INT64 if ids else elem, ["batch", *shape])],
         [onnx.helper.make_tensor_value_info("output", elem, ["batch", *out_shape])],
         g.initializers,
     )
@@ -438,7 +418,9 @@ def export_onnx(
 
     entries = {
         "nnlayers_version": __version__,
-        "input_layout": "NHWC (channels last), floats in [0, 1]" if len(shape) == 3 else "rows (N, D)",
+        "input_layout": "NHWC (channels last), floats in [0, 1]"
+        if len(shape) == 3
+        else ("token ids (N, T), int64" if ids else "rows (N, D)" if len(shape) == 1 else "sequences (N, T, F)"),
         "classes": getattr(model, "classes", None),
         "preprocessing": getattr(model, "preprocessing", None),
         **(metadata or {}),

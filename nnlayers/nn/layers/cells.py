@@ -61,15 +61,15 @@ class LSTMCell:
         self, xp: Array, h: Array, c: Optional[Array], w_hh: Array, b_hh: Optional[Array]
     ) -> Tuple[Array, Array, Kept]:
         assert c is not None
-        a = xp + h @ w_hh.T
+        a = xp + h @ w_hh.T  # the four gates' pre-activations: x W_ih^T + b_ih + h W_hh^T + b_hh
         if b_hh is not None:
             a += b_hh
         n = h.shape[1]
-        i, f, o = sigmoid(a[:, :n]), sigmoid(a[:, n : 2 * n]), sigmoid(a[:, 3 * n :])
-        g = np.tanh(a[:, 2 * n : 3 * n])
-        c_new = f * c + i * g
+        i, f, o = sigmoid(a[:, :n]), sigmoid(a[:, n : 2 * n]), sigmoid(a[:, 3 * n :])  # input, forget, output gates
+        g = np.tanh(a[:, 2 * n : 3 * n])  # the candidate cell values
+        c_new = f * c + i * g  # c' = f * c + i * g: forget some of the old memory, write some new
         tanh_c = np.tanh(c_new)
-        return o * tanh_c, c_new, (i, f, g, o, tanh_c)
+        return o * tanh_c, c_new, (i, f, g, o, tanh_c)  # h' = o * tanh(c'): show some of the memory
 
     def step_backward(
         self, dh: Array, dc: Optional[Array], kept: Kept, h: Array, c: Optional[Array], w_hh: Array
