@@ -33,7 +33,7 @@ def check_gradients(
     input_grads: Callable[[Any], Dict[str, np.ndarray]],
     *,
     eps: float = 1e-6,
-    tol: float = 1e-6,
+    tol: float = 1e-5,
     seed: int = 0,
 ) -> Dict[str, float]:
     """Check ``layer.backward`` against central differences of ``sum(r * call(**inputs))``.

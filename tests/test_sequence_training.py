@@ -22,6 +22,7 @@ from nnlayers import (
     SequenceOutput,
     Sequential,
     TakeStep,
+    TransformerEncoder,
     TransformerEncoderLayer,
     evaluate,
     fit,
@@ -172,3 +173,36 @@ def test_sequence_models_run_the_same_in_onnx_runtime(name, tmp_path):
     got = session.run(None, {"input": x})[0]
     np.testing.assert_allclose(got, model(x), rtol=0, atol=1e-5)
     assert {node.op_type for node in __import__("onnx").load(str(path)).graph.node} & {"LSTM", "GRU", "RNN", "Softmax"}
+
+
+def test_a_seeded_sequence_run_repeats_exactly():
+    """Dropout between LSTM layers and inside encoder layers draws from seeded generators: the same seeds,
+    the same weights; each copy of an encoder layer draws its own masks."""
+
+    def run():
+        model = Sequential(
+            [
+                Embedding(6, 8, rng=0),
+                TransformerEncoder(TransformerEncoderLayer(8, 2, 16, dropout=0.3, rng=1), 2),
+                LSTM(8, 8, num_layers=2, dropout=0.3, rng=2),
+                FinalState(),
+                Dense(8, 2, rng=3),
+            ]
+        )
+        x = np.random.default_rng(0).integers(0, 6, size=(32, 5))
+        fit(
+            model,
+            CrossEntropyLoss(),
+            Adam(model.parameters(), lr=0.01),
+            (x, x[:, 0] % 2),
+            epochs=2,
+            batch_size=8,
+            verbose=0,
+        )
+        return model
+
+    first, second = run().state_dict(), run().state_dict()
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    encoder = run()[1]
+    a, b = encoder.layers[0].dropout.rng, encoder.layers[1].dropout.rng
+    assert a is not b and a.random() != b.random()

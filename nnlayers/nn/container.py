@@ -181,18 +181,21 @@ class Sequential(Layer):
             Total params: 19
         """
         shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)
-        x = np.zeros((1, *shape), dtype=self.dtype or np.float32)
+        ids = type(next(iter(self._layers), None)).__name__ == "Embedding"  # token ids in
+        x: Any = np.zeros((1, *shape), dtype=np.int64 if ids else self.dtype or np.float32)
         rows: List[Tuple[str, str, int]] = []
         with evaluation_mode(self):
             for name, layer in self.named_children():
                 x = layer(x)
                 count = sum(p.size for p in layer.parameters())
-                rows.append((f"{name} ({type(layer).__name__})", str((None, *x.shape[1:])), count))
+                out = x[0] if isinstance(x, tuple) else x  # a recurrent layer's (output, state): the output's shape
+                rows.append((f"{name} ({type(layer).__name__})", str((None, *out.shape[1:])), count))
         width = max([19, *(len(out_shape) + 2 for _, out_shape, _ in rows)])
-        rule = "=" * (30 + width)
-        print_fn(f"{'Layer (type)':<22}{'Output Shape':<{width}}{'Param #':>8}")
+        first = max([22, *(len(label) + 2 for label, _, _ in rows)])
+        rule = "=" * (first + 8 + width)
+        print_fn(f"{'Layer (type)':<{first}}{'Output Shape':<{width}}{'Param #':>8}")
         print_fn(rule)
         for label, out_shape, count in rows:
-            print_fn(f"{label:<22}{out_shape:<{width}}{count:>8,}")
+            print_fn(f"{label:<{first}}{out_shape:<{width}}{count:>8,}")
         print_fn(rule)
         print_fn(f"Total params: {sum(p.size for p in self.parameters()):,}")

@@ -61,32 +61,37 @@ class LSTMCell:
         self, xp: Array, h: Array, c: Optional[Array], w_hh: Array, b_hh: Optional[Array]
     ) -> Tuple[Array, Array, Kept]:
         assert c is not None
-        a = xp + h @ w_hh.T  # the four gates' pre-activations: x W_ih^T + b_ih + h W_hh^T + b_hh
+        a = h @ w_hh.T  # the four gates' pre-activations: x W_ih^T + b_ih + h W_hh^T + b_hh
+        a += xp  # (the layer adds b_hh to xp once for every step)
         if b_hh is not None:
             a += b_hh
         n = h.shape[1]
-        i, f, o = sigmoid(a[:, :n]), sigmoid(a[:, n : 2 * n]), sigmoid(a[:, 3 * n :])  # input, forget, output gates
-        g = np.tanh(a[:, 2 * n : 3 * n])  # the candidate cell values
-        c_new = f * c + i * g  # c' = f * c + i * g: forget some of the old memory, write some new
+        gates = sigmoid(a)  # i, f and o (the g block is overwritten next): input, forget, output gates
+        g = np.tanh(a[:, 2 * n : 3 * n], out=gates[:, 2 * n : 3 * n])  # the candidate cell values
+        i, f, o = gates[:, :n], gates[:, n : 2 * n], gates[:, 3 * n :]
+        c_new = f * c  # c' = f * c + i * g: forget some of the old memory, write some new
+        c_new += i * g
         tanh_c = np.tanh(c_new)
-        return o * tanh_c, c_new, (i, f, g, o, tanh_c)  # h' = o * tanh(c'): show some of the memory
+        return o * tanh_c, c_new, (gates, tanh_c)  # h' = o * tanh(c'): show some of the memory
 
     def step_backward(
         self, dh: Array, dc: Optional[Array], kept: Kept, h: Array, c: Optional[Array], w_hh: Array
     ) -> Tuple[Array, Array, Array, Array]:
         assert c is not None and dc is not None
-        i, f, g, o, tanh_c = kept
+        gates, tanh_c = kept
+        n = dh.shape[1]
+        i, f, g, o = gates[:, :n], gates[:, n : 2 * n], gates[:, 2 * n : 3 * n], gates[:, 3 * n :]
+        one = gates.dtype.type(1)
         do = dh * tanh_c  # h' = o * tanh(c')
-        dc = dc + dh * o * (1 - tanh_c * tanh_c)  # c' reaches the loss through h' and through the next step
-        da = np.concatenate(
-            [
-                dc * g * i * (1 - i),  # c' = f c + i g, through i's sigmoid
-                dc * c * f * (1 - f),  # through f's sigmoid
-                dc * i * (1 - g * g),  # through g's tanh
-                do * o * (1 - o),  # through o's sigmoid
-            ],
-            axis=1,
-        )
+        dc = dc + dh * o * (one - tanh_c * tanh_c)  # c' reaches the loss through h' and through the next step
+        # the derivatives of the sigmoids s (1 - s) and of the tanh 1 - g^2, for all four blocks at once
+        da = np.subtract(one, gates)
+        da *= gates
+        da[:, 2 * n : 3 * n] = one - g * g
+        da[:, :n] *= dc * g  # c' = f c + i g, through i's sigmoid
+        da[:, n : 2 * n] *= dc * c  # through f's sigmoid
+        da[:, 2 * n : 3 * n] *= dc * i  # through g's tanh
+        da[:, 3 * n :] *= do  # through o's sigmoid
         return da, da, da @ w_hh, dc * f  # dc_prev = dc' * f
 
 

@@ -10,6 +10,7 @@ from numpy.typing import DTypeLike
 from ...utils.checks import check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
 from ..checks import check_float_input, check_grad_shape
+from ..functional import column_sums
 from ..init import Initializer, initial_weights
 from ..module import Layer, Parameter
 
@@ -89,11 +90,13 @@ class Dense(Layer):
         grad_rows = grad_y.reshape(-1, self.out_features)
         self.weight.add_matmul(grad_rows.T, x.reshape(-1, self.in_features))  # seed: dW = 1/m dZ A_prev.T
         if self.bias is not None:
-            self.bias.grad += grad_rows.sum(axis=0)  # seed: db = 1/m sum(dZ)
+            self.bias.grad += column_sums(grad_rows)  # seed: db = 1/m sum(dZ)
 
     def backward(self, grad_y: Array) -> Array:
         self.backward_params(grad_y)
-        return np.asarray(grad_y, dtype=self.weight.data.dtype) @ self.weight.data  # seed: W2.T dZ2
+        grad = np.asarray(grad_y, dtype=self.weight.data.dtype)
+        rows = grad.reshape(-1, self.out_features) @ self.weight.data  # seed: W2.T dZ2 (one product for every step)
+        return rows.reshape(*grad.shape[:-1], self.in_features)
 
     def get_config(self) -> Dict[str, Any]:
         """Constructor arguments that rebuild this layer (weights aside)."""

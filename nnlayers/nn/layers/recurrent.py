@@ -165,11 +165,14 @@ class _Recurrent(Layer):
         xp = (seq.reshape(steps * batch, -1) @ w_ih.data.T).reshape(steps, batch, -1)  # x_t W_ih^T, every t at once
         if b_ih is not None:
             xp += b_ih.data
+        b = None if b_hh is None else b_hh.data
+        if b is not None and not isinstance(self.cell, GRUCell):  # both biases add to every step: once, here
+            xp += b
+            b = None
         out = np.empty((steps, batch, self.hidden_size), seq.dtype)
         prev_h = np.empty_like(out)  # the state each step starts from: dW_hh = sum_t dG_t^T h_{t-1}
         prev_c, kept = [], []
         order = range(steps - 1, -1, -1) if direction else range(steps)
-        b = None if b_hh is None else b_hh.data
         for t in order:
             prev_h[t] = h
             prev_c.append(c)

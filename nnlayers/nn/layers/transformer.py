@@ -183,7 +183,10 @@ class TransformerEncoder(Layer):
         if not isinstance(encoder_layer, TransformerEncoderLayer):
             raise TypeError(f"TransformerEncoder takes a TransformerEncoderLayer, got {type(encoder_layer).__name__}")
         count = check_positive_int("TransformerEncoder num_layers", num_layers)
-        self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(count)])
+        copies = [copy.deepcopy(encoder_layer) for _ in range(count)]
+        for index, layer in enumerate(copies):
+            _own_randomness(layer, index)
+        self.layers = ModuleList(copies)
         self.norm = norm
 
     @classmethod
@@ -217,3 +220,15 @@ class TransformerEncoder(Layer):
 
     def extra_repr(self) -> str:
         return f"num_layers={len(self.layers)}"
+
+
+def _own_randomness(layer: Layer, index: int) -> None:
+    """Give a copied layer its own dropout generators (deep copies would repeat one another's masks),
+    derived from the copied state and the copy's index, so that a seeded stack stays reproducible."""
+    fresh: Dict[int, np.random.Generator] = {}
+    for _, module in layer.named_modules():
+        rng = getattr(module, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            if id(rng) not in fresh:
+                fresh[id(rng)] = np.random.default_rng([int(rng.integers(2**63)), index])
+            module.rng = fresh[id(rng)]
