@@ -3,8 +3,8 @@
 The network of the convolution issue: three blocks of Conv2D 3x3 (padding 1) + ReLU + MaxPool2D 2
 with 32, 64 and 128 channels, then Flatten, Dense(8192, 128), ReLU, Dense(128, 1); 64x64x3
 images, batch 64, binary cross-entropy on logits, SGD with momentum. ``--batchnorm`` adds a
-BatchNorm2D after each convolution. Timed, median of ``--repeat`` rounds, round-robin across the
-contenders so that a noisy moment hits them all alike:
+BatchNorm2D after each convolution. Timed, median of ``--repeat`` rounds across the contenders (so
+that a noisy moment hits them all alike), each timing right after an untimed call of the same step:
 
 - a training step (forward, loss, backward, optimizer step) and inference (evaluation mode);
 - the BLAS limit: only the matrix products the step needs (each convolution's im2col product,
@@ -135,13 +135,16 @@ def blas_limit(batch_size: int) -> Callable[[], None]:
 
 
 def interleaved_medians(contenders: Dict[str, Callable[[], None]], repeat: int) -> Dict[str, float]:
+    """Rounds over the contenders, each timed right after an untimed call of itself: BLAS threads spin for
+    about 0.1 s after numpy's last call and would steal a core from whatever runs next (a strict
+    round-robin flatters whoever follows torch)."""
     times: Dict[str, List[float]] = {name: [] for name in contenders}
-    for round_ in range(repeat + 1):
+    for _ in range(repeat):
         for name, run in contenders.items():
+            run()  # untimed: the same work just before
             start = time.perf_counter()
             run()
-            if round_:  # the first round warms caches, the allocator and the thread pools
-                times[name].append(time.perf_counter() - start)
+            times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
