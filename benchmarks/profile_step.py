@@ -1,10 +1,16 @@
-"""Where one training step of the seed's model spends its time, phase by phase.
+"""Where one training step spends its time: the seed's model phase by phase, or a network layer by layer.
 
-The same loop as `nnlayers.fit` (shuffled batches of uint8 photos converted to float32 into one
-reused buffer, forward, loss, backward without the pixels' gradient, SGD step, zero_grad), timed
-around each phase, next to the two bare first-layer products that make the "BLAS limit".
+Without ``--model``: the same loop as `nnlayers.fit` on the seed's model (shuffled batches of uint8
+photos converted to float32 into one reused buffer, forward, loss, backward without the pixels'
+gradient, SGD step, zero_grad), timed around each phase, next to the two bare first-layer products
+that make the "BLAS limit".
+
+With ``--model cnn`` (the small CNN of ``bench_cnn.py``), ``cnn-bn`` (with BatchNorm) or ``resnet``
+(``bench_resnet.py``'s): each layer's forward and backward against its PyTorch twin, the bytes it
+moves and its floor (`layer_profile`).
 
     python benchmarks/profile_step.py [--data ../shared/data] [--batch-size 64] [--epochs 3]
+    python benchmarks/profile_step.py --model cnn-bn [--batch-size 64] [--repeat 7]
 """
 
 from __future__ import annotations
@@ -27,7 +33,11 @@ def main() -> None:
     add_data_argument(parser, dest="shared")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--model", choices=("cnn", "cnn-bn", "resnet"), help="profile this network layer by layer")
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
+    if args.model:
+        return profile_layers(args.model, args.batch_size, args.repeat)
     data = load_image_folder(args.shared / "dogs-vs-cats" / "train")
     images, labels = np.ascontiguousarray(data.images), data.labels
     model = Sequential([Dense(12288, 64, rng=0), Tanh(), Dense(64, 1, rng=1), Sigmoid()])
@@ -86,6 +96,35 @@ def main() -> None:
         print(f"  {name:10s} {seconds / steps * 1e3:6.3f}")
     print(f"  {'total':10s} {sum(phases.values()) / steps * 1e3:6.3f}")
     print(f"bare products on a hot batch: x @ W.T {forward_product * 1e3:.3f}, g.T @ x {gradient_product * 1e3:.3f}")
+
+
+def profile_layers(name: str, batch_size: int, repeat: int) -> None:
+    import torch
+    from layer_profile import print_rows, profile
+
+    torch.set_num_threads(2)
+    if name == "resnet":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from bench_resnet import WIDTHS
+        from test_resnet_parity import torch_resnet
+
+        from nnlayers.models import resnet
+
+        ours = resnet(2, widths=WIDTHS, stem_stride=2, rng=0)
+        theirs = torch_resnet(2, WIDTHS, 1, 2).float()
+    else:
+        from bench_cnn import nnlayers_cnn, torch_cnn
+
+        ours, theirs = nnlayers_cnn(name == "cnn-bn"), torch_cnn(name == "cnn-bn")
+    theirs.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ours.state_dict().items()}, strict=True)
+    x = np.random.default_rng(0).random((batch_size, 64, 64, 3), dtype=np.float32)
+
+    def to_torch(a: np.ndarray) -> torch.Tensor:
+        a = np.asarray(a, np.float32)
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2) if a.ndim == 4 else a))
+
+    print(f"{name}, batch {batch_size}, medians of {repeat}; each layer on the input it gets in the model:")
+    print_rows(profile(ours, theirs, x, to_torch, repeat))
 
 
 if __name__ == "__main__":

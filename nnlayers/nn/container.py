@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 import numpy as np
 
 from ..utils.checks import is_int
+from ..utils.memory import keep_freed_memory
 from ..utils.types import Array
 from .module import Layer
 
@@ -79,6 +80,7 @@ class Sequential(Layer):
         return self
 
     def forward(self, x: Array) -> Array:
+        keep_freed_memory()  # (once) a batch's large arrays reuse the last batch's pages: no page faults
         shapes = []  # each layer's input shape: backward checks the gradients against them
         for layer in self._layers:
             shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)

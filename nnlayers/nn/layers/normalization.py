@@ -89,7 +89,7 @@ class _BatchNorm(Layer):
                 raise ValueError(
                     f"{self} needs more than one value per channel in training, got input of shape {np.shape(x)}"
                 )
-            mean = column_sums(rows) / len(rows)
+            mean = (column_sums(rows) / len(rows)).astype(rows.dtype, copy=False)
             centred = rows - mean
             var = np.einsum("ij,ij->j", centred, centred) / len(rows)  # biased, for normalising
             if self.training and self.track_running_stats:
@@ -101,14 +101,13 @@ class _BatchNorm(Layer):
         shift = self.bias.data if self.bias is not None else 0
         # y = (x - mean) * inv_std * weight + bias, as few passes over the activations as possible
         if centred is not None:
-            out = centred * scale
+            out = centred  # the output takes the centred values' memory: backward needs x and the mean only
+            out *= scale
             out += shift
         else:
             out = rows * scale
             out += shift - mean * scale
-        self.save_for_backward(
-            rows=rows, centred=centred, mean=mean, inv_std=inv_std, batch_stats=batch_stats, x_shape=np.shape(x)
-        )
+        self.save_for_backward(rows=rows, mean=mean, inv_std=inv_std, batch_stats=batch_stats, x_shape=np.shape(x))
         return out.astype(out_dtype, copy=False).reshape(np.shape(x))
 
     def _update_running(self, mean: Array, var: Array, count: int) -> None:
@@ -121,15 +120,12 @@ class _BatchNorm(Layer):
         self.running_var += factor * unbiased
 
     def backward(self, grad_y: Array) -> Array:
-        rows, centred, mean, inv_std, batch_stats, x_shape = self.saved(
-            "rows", "centred", "mean", "inv_std", "batch_stats", "x_shape"
-        )
+        rows, mean, inv_std, batch_stats, x_shape = self.saved("rows", "mean", "inv_std", "batch_stats", "x_shape")
         grad_y = check_grad_shape(self, grad_y, x_shape)  # the output has the input's shape
         g = grad_y.reshape(rows.shape).astype(rows.dtype, copy=False)
         grad_bias = column_sums(g)
         # sum(g * normalised) without building normalised: inv_std * (sum(g x) - mean sum(g))
-        g_dot_x = np.einsum("ij,ij->j", g, centred if centred is not None else rows)
-        grad_weight = inv_std * (g_dot_x if centred is not None else g_dot_x - mean * grad_bias)
+        grad_weight = inv_std * (np.einsum("ij,ij->j", g, rows) - mean * grad_bias)
         if self.weight is not None and self.bias is not None:
             self.weight.accumulate(grad_weight)
             self.bias.accumulate(grad_bias)
@@ -138,10 +134,13 @@ class _BatchNorm(Layer):
             return (g * scale).astype(grad_y.dtype, copy=False).reshape(grad_y.shape)
         m = len(g)
         # the batch mean and variance depend on every input:
-        # dx = scale * (g - mean(g) - normalised * mean(g * normalised)), normalised = centred * inv_std
+        # dx = scale * (g - mean(g) - normalised * mean(g * normalised)), normalised = (x - mean) * inv_std,
+        #    = g * scale + x * k_rows + k_shift, with these per-channel constants
+        k_rows = -scale * inv_std * grad_weight / m
+        k_shift = -scale * grad_bias / m - mean * k_rows
         grad_x = g * scale
-        grad_x -= scale * grad_bias / m
-        grad_x -= centred * (scale * inv_std * grad_weight / m)
+        grad_x += rows * k_rows
+        grad_x += k_shift
         return grad_x.astype(grad_y.dtype, copy=False).reshape(grad_y.shape)
 
     def get_config(self) -> Dict[str, Any]:
