@@ -331,9 +331,11 @@ def many_photos(tmp_path_factory):
     import cv2
 
     rng = np.random.default_rng(1)
-    picture = cv2.resize(draw_shape("circle", rng), (400, 400))
+    # large enough that decoding takes seconds: a load that ends before the Ctrl-C arrives proves nothing
+    picture = cv2.resize(draw_shape("circle", rng), (1000, 1000))
+    encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
     for i in range(1500):
-        cv2.imwrite(str(folder / f"{'cat' if i % 2 else 'dog'}.{i}.jpg"), picture, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        (folder / f"{'cat' if i % 2 else 'dog'}.{i}.jpg").write_bytes(encoded)
     return folder
 
 
