@@ -132,23 +132,23 @@ class _Recurrent(Layer):
         steps, batch = seq.shape[:2]
         mask = None if lengths is None else lengths_mask(lengths, batch, steps)
         h0, c0 = self._initial(hx, batch, dtype)
-        h_n, c_n, kept_layers = [], [], []
+        h_n, c_n, layers = [], [], []  # layers: per layer, its input, its dropout mask and each direction's record
         for layer in range(self.num_layers):
-            outs = []
+            outs, runs = [], []
             for direction in range(self.directions):
                 k = layer * self.directions + direction
                 out, h, c, kept = self._run(seq, layer, direction, h0[k], None if c0 is None else c0[k], mask)
                 outs.append(out)
+                runs.append(kept)
                 h_n.append(h)
                 c_n.append(c)
-                kept_layers.append(kept)
             inputs, seq = seq, outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
             drop = None
-            if self.training and self.dropout and layer < self.num_layers - 1:
+            if self.training and self.dropout and layer < self.num_layers - 1:  # between layers, as torch
                 drop = (self.rng.random(seq.shape) >= self.dropout).astype(dtype) / dtype.type(1 - self.dropout)
                 seq = seq * drop
-            kept_layers.append((inputs, drop))
-        self.save_for_backward(kept=kept_layers, mask=mask, batch_first=self.batch_first)
+            layers.append((inputs, drop, runs))
+        self.save_for_backward(layers=layers, mask=mask, batch_first=self.batch_first)
         output = seq.transpose(1, 0, 2) if self.batch_first else seq
         final_h = np.stack(h_n)
         return output, ((final_h, np.stack(c_n)) if self.cell.has_cell_state else final_h)  # type: ignore[arg-type]
@@ -208,12 +208,10 @@ class _Recurrent(Layer):
         self._backward(grad_y, input_grad=False)
 
     def _backward(self, grad_y: Any, input_grad: bool) -> Optional[Array]:
-        kept_layers, mask, batch_first = self.saved("kept", "mask", "batch_first")
+        layers, mask, batch_first = self.saved("layers", "mask", "batch_first")
         d_out, d_hn, d_cn = self._split_grad(grad_y)
-        inputs0 = kept_layers[self.directions][0]
-        steps, batch = inputs0.shape[:2]
-        width = self.hidden_size * self.directions
-        dtype = inputs0.dtype
+        steps, batch = layers[0][0].shape[:2]
+        width, hidden, dtype = self.hidden_size * self.directions, self.hidden_size, layers[0][0].dtype
         if d_out is None:
             d_seq = np.zeros((steps, batch, width), dtype)
         else:
@@ -224,37 +222,30 @@ class _Recurrent(Layer):
                     f"{self}.backward expected a gradient of shape {expected} (the output's), got {d_out.shape}"
                 )
             d_seq = d_out.transpose(1, 0, 2) if batch_first else d_out
-        d_h0, d_c0 = [], []
-        per_layer = self.directions + 1
-        for layer in range(self.num_layers - 1, -1, -1):
-            inputs, drop = kept_layers[layer * per_layer + self.directions]
+        count = self.num_layers * self.directions
+        d_h0: List[Array] = [np.zeros((batch, hidden), dtype)] * count
+        d_c0: List[Optional[Array]] = [None] * count
+        for layer in range(self.num_layers - 1, -1, -1):  # the last layer first
+            inputs, drop, runs = layers[layer]
             if drop is not None:
                 d_seq = d_seq * drop
             d_inputs: Optional[Array] = None
-            for direction in range(self.directions):
+            for direction, kept in enumerate(runs):
                 k = layer * self.directions + direction
-                d_dir = d_seq[:, :, direction * self.hidden_size : (direction + 1) * self.hidden_size]
-                dh = np.zeros((batch, self.hidden_size), dtype) if d_hn is None else np.asarray(d_hn[k], dtype)
+                d_dir = d_seq[:, :, direction * hidden : (direction + 1) * hidden]  # this direction's outputs
+                dh = np.zeros((batch, hidden), dtype) if d_hn is None else np.asarray(d_hn[k], dtype)
                 dc = None
                 if self.cell.has_cell_state:
-                    dc = np.zeros((batch, self.hidden_size), dtype) if d_cn is None else np.asarray(d_cn[k], dtype)
-                need = input_grad or layer > 0
-                d_x, dh, dc = self._run_backward(
-                    inputs, d_dir, dh, dc, kept_layers[layer * per_layer + direction], layer, direction, mask, need
-                )
-                d_h0.append((k, dh))
-                d_c0.append((k, dc))
-                if d_x is not None:
+                    dc = np.zeros((batch, hidden), dtype) if d_cn is None else np.asarray(d_cn[k], dtype)
+                need = input_grad or layer > 0  # the first layer's input gradient only when asked
+                d_x, d_h0[k], d_c0[k] = self._run_backward(inputs, d_dir, dh, dc, kept, layer, direction, mask, need)
+                if d_x is not None:  # both directions read the same input: their gradients add
                     d_inputs = d_x if d_inputs is None else d_inputs + d_x
             if d_inputs is not None:
                 d_seq = d_inputs
-        order = [d for _, d in sorted(d_h0, key=lambda kd: kd[0])]
-        h_grad = np.stack(order)
+        h_grad = np.stack(d_h0)
         if self.cell.has_cell_state:
-            self.initial_state_grad: Optional[State] = (
-                h_grad,
-                np.stack([d for _, d in sorted(d_c0, key=lambda kd: kd[0])]),  # type: ignore[misc]
-            )
+            self.initial_state_grad: Optional[State] = (h_grad, np.stack(d_c0))  # type: ignore[arg-type]
         else:
             self.initial_state_grad = h_grad
         if not input_grad:
