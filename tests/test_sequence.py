@@ -254,3 +254,18 @@ def test_sequence_models_save_and_load(tmp_path):
     loaded = nnlayers.load(tmp_path / "seq.nnl").eval()
     assert repr(loaded) == repr(model)
     np.testing.assert_array_equal(loaded(ids), model(ids))
+
+
+def test_summary_and_repr_of_a_sequence_model():
+    model = Sequential(
+        [Embedding(10, 8), LSTM(8, 6, num_layers=2, bidirectional=True), FinalState(bidirectional=True), Dense(12, 3)]
+    )
+    lines = []
+    model.summary((7,), print_fn=lines.append)
+    assert "(None, 7, 8)" in lines[2] and "(None, 7, 12)" in lines[3] and "(None, 12)" in lines[4]
+    assert lines[-1] == f"Total params: {sum(p.size for p in model.parameters()):,}"
+    assert "LSTM(8, 6, num_layers=2, bidirectional=True)" in repr(model)
+    assert (
+        repr(MultiheadAttention(8, 2))
+        == "MultiheadAttention(embed_dim=8, num_heads=2\n  (out_proj): Dense(in_features=8, out_features=8, bias=True)\n)"
+    )
