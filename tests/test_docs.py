@@ -62,13 +62,16 @@ def run_shell_line(line: str, cwd: Path, env: dict) -> None:
 
 
 #: Pages whose examples need an optional extra: skipped without it, like the extra's own tests.
-NEEDS = {"onnx.md": ("onnx", "onnxruntime")}
+NEEDS = {
+    "onnx.md": (("onnx", "pip install '.[onnx]'"), ("onnxruntime", "pip install '.[onnx]'")),
+    "recurrent-networks.md": (("sklearn", "pip install scikit-learn: its 8x8 digits"),),
+}
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_examples_run(page, sandbox, monkeypatch):
-    for module in NEEDS.get(page, ()):
-        pytest.importorskip(module, reason=f"{page} needs {module} (pip install '.[onnx]')")
+    for module, how in NEEDS.get(page, ()):
+        pytest.importorskip(module, reason=f"{page} needs {module} ({how})")
     text = (DOCS / page).read_text()
     env = {**os.environ, "NNLAYERS_CACHE_DIR": str(sandbox / "cache"), "PYTHONWARNINGS": "ignore"}
     monkeypatch.setenv("NNLAYERS_CACHE_DIR", env["NNLAYERS_CACHE_DIR"])
