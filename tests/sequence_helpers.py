@@ -1,29 +1,13 @@
-"""A gradient check for layers that take several inputs or give several outputs (recurrent layers'
-initial states, attention's key and value and masks): central differences on every entry."""
+"""A gradient check for layers that take several inputs (recurrent layers' initial states, attention's
+key and value and masks): `nnlayers.gradcheck`'s central differences, on every entry of every named input."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict
 
 import numpy as np
 
-
-def output_arrays(output: Any) -> List[np.ndarray]:
-    if isinstance(output, tuple):
-        return [a for part in output if part is not None for a in output_arrays(part)]
-    return [np.asarray(output)]
-
-
-def shaped_like(output: Any, values: List[np.ndarray]) -> Any:
-    """``values`` nested as ``output`` is: the gradient a layer's backward takes for it."""
-    pending = iter(values)
-
-    def build(part: Any) -> Any:
-        if isinstance(part, tuple):
-            return tuple(None if p is None else build(p) for p in part)
-        return next(pending)
-
-    return build(output)
+from nnlayers.gradcheck import _arrays, _central_difference, _like
 
 
 def check_gradients(
@@ -43,14 +27,14 @@ def check_gradients(
     relative error per array, and fails if one is above ``tol``.
     """
     rng = np.random.default_rng(seed)
-    projections = [rng.standard_normal(a.shape) for a in output_arrays(call(**inputs))]
+    projections = [rng.standard_normal(a.shape) for a in _arrays(call(**inputs))]
 
     def objective() -> float:
-        return float(sum(np.sum(r * a) for r, a in zip(projections, output_arrays(call(**inputs)))))
+        return float(sum(np.sum(r * a) for r, a in zip(projections, _arrays(call(**inputs)))))
 
     layer.zero_grad()
     out = call(**inputs)
-    analytic = dict(input_grads(layer.backward(shaped_like(out, projections))))
+    analytic = dict(input_grads(layer.backward(_like(out, iter(projections)))))
     analytic.update({name: p.grad.copy() for name, p in layer.named_parameters()})
     arrays = dict(inputs)
     arrays.update({name: p.data for name, p in layer.named_parameters()})
@@ -60,13 +44,7 @@ def check_gradients(
             continue
         numeric = np.zeros(values.shape)
         for index in np.ndindex(values.shape):
-            old = values[index]
-            values[index] = old + eps
-            plus = objective()
-            values[index] = old - eps
-            minus = objective()
-            values[index] = old
-            numeric[index] = (plus - minus) / (2 * eps)
+            numeric[index] = _central_difference(objective, values, index, eps)
         error = np.abs(analytic[name] - numeric) / np.maximum(np.abs(numeric), 1e-3)
         errors[name] = float(error.max()) if error.size else 0.0
     worst = max(errors, key=errors.get)

@@ -10,6 +10,7 @@ import numpy as np
 from ..utils.checks import is_int
 from ..utils.memory import keep_freed_memory
 from ..utils.types import Array
+from .layers.embedding import Embedding
 from .module import Layer
 
 
@@ -183,7 +184,7 @@ class Sequential(Layer):
             Total params: 19
         """
         shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)
-        ids = type(next(iter(self._layers), None)).__name__ == "Embedding"  # token ids in
+        ids = bool(self._layers) and isinstance(self._layers[0], Embedding)  # token ids in
         x: Any = np.zeros((1, *shape), dtype=np.int64 if ids else self.dtype or np.float32)
         rows: List[Tuple[str, str, int]] = []
         with evaluation_mode(self):

@@ -329,8 +329,9 @@ class Layer:
         """
         self.backward(grad_y)
 
-    def __call__(self, x: Array) -> Array:
-        return self.forward(x)
+    def __call__(self, x: Array, *args: Any, **kwargs: Any) -> Any:
+        """``forward(x, ...)``: what a layer takes besides ``x`` (a recurrent layer's ``hx``, masks) passes through."""
+        return self.forward(x, *args, **kwargs)
 
     def _cached(self, value: Optional[Array]) -> Array:
         """Kept for layers written before `saved` existed: the value, or the backward-before-forward error."""

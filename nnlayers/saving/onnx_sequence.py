@@ -18,7 +18,6 @@ import numpy as np
 from ..nn.layers.attention import MultiheadAttention
 from ..nn.layers.embedding import Embedding, PositionalEmbedding
 from ..nn.layers.linear import Dense
-from ..nn.layers.normalization import LayerNorm
 from ..nn.layers.recurrent import GRU, LSTM, RNN, _Recurrent
 from ..nn.layers.sequence import ClassToken, FinalState, ImageToSequence, MeanOverTime, SequenceOutput, TakeStep
 from ..nn.layers.transformer import TransformerEncoder, TransformerEncoderLayer
@@ -129,16 +128,6 @@ def _attention(g: OnnxGraph, layer: MultiheadAttention, x: str) -> str:
     return attention_nodes(g, layer, x)
 
 
-def _norm(g: OnnxGraph, layer: LayerNorm, x: str) -> str:
-    inputs = [
-        x,
-        g.constant("scale", layer.weight.data if layer.weight is not None else np.ones(layer.normalized_shape)),
-    ]
-    if layer.bias is not None:
-        inputs.append(g.constant("bias", layer.bias.data))
-    return g.node("LayerNormalization", inputs, axis=-len(layer.normalized_shape), epsilon=layer.eps)
-
-
 def _encoder_layer(g: OnnxGraph, layer: TransformerEncoderLayer, x: str) -> str:
     if not layer.batch_first:
         raise ValueError("TransformerEncoderLayer exports with batch_first=True")
@@ -147,16 +136,16 @@ def _encoder_layer(g: OnnxGraph, layer: TransformerEncoderLayer, x: str) -> str:
         return linear(g, layer.linear2, g.add_layer(layer.activation, linear(g, layer.linear1, h)))
 
     if layer.norm_first:
-        x = g.node("Add", [x, attention_nodes(g, layer.self_attn, _norm(g, layer.norm1, x))])
-        return g.node("Add", [x, feedforward(_norm(g, layer.norm2, x))])
-    x = _norm(g, layer.norm1, g.node("Add", [x, attention_nodes(g, layer.self_attn, x)]))
-    return _norm(g, layer.norm2, g.node("Add", [x, feedforward(x)]))
+        x = g.node("Add", [x, attention_nodes(g, layer.self_attn, g.add_layer(layer.norm1, x))])
+        return g.node("Add", [x, feedforward(g.add_layer(layer.norm2, x))])
+    x = g.add_layer(layer.norm1, g.node("Add", [x, attention_nodes(g, layer.self_attn, x)]))
+    return g.add_layer(layer.norm2, g.node("Add", [x, feedforward(x)]))
 
 
 def _encoder(g: OnnxGraph, layer: TransformerEncoder, x: str) -> str:
     for block in layer.layers:
         x = _encoder_layer(g, block, x)  # type: ignore[arg-type]
-    return _norm(g, layer.norm, x) if isinstance(layer.norm, LayerNorm) else x
+    return g.add_layer(layer.norm, x) if layer.norm is not None else x
 
 
 def _take_step(g: OnnxGraph, layer: TakeStep, x: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
-from ..data.batching import as_inputs, iter_batches
+from ..data.batching import iter_batches
 from ..data.image import load_images
 from ..data.sources import Data, as_subset, check_labels
 from ..data.splits import Subset
@@ -41,7 +41,11 @@ def _forward(model: Layer, data: Subset, batch_size: Optional[int]) -> Array:
 
 def model_outputs(model: Layer, data: Subset, batch_size: Optional[int] = None) -> Array:
     """The model's raw outputs ``(N, K)`` in evaluation mode, batch by batch; NaN or infinity is an error."""
-    raw = _forward(model, data, batch_size)
+    return _finite_rows(_forward(model, data, batch_size))
+
+
+def _finite_rows(raw: Array) -> Array:
+    """Outputs as rows ``(N, K)``; NaN or infinity is an error naming the likely cause."""
     raw = raw.reshape(len(raw), -1)
     bad = ~np.isfinite(raw).all(axis=1)
     if bad.any():
@@ -91,18 +95,11 @@ def predict_proba(model: Layer, x: Union[np.ndarray, Sequence[PathLike]], *, bat
         x = load_images(x, getattr(model, "preprocessing", None))
     x = np.asarray(x)
     data = Subset(x, np.zeros(len(x), np.int8), np.arange(len(x)))
-    if _scores_per_step(model, data):  # (N, T, K): a distribution per step
-        raw = _forward(model, data, batch_size)
+    raw = _forward(model, data, batch_size)
+    if raw.ndim == 3 and getattr(first_layer(model), "takes_sequences", False):  # (N, T, K): a distribution per step
+        _finite_rows(raw)
         return raw if isinstance(last_layer(model), Softmax) else softmax(raw, axis=-1)
-    return probabilities(model, model_outputs(model, data, batch_size))
-
-
-def _scores_per_step(model: Layer, data: Subset) -> bool:
-    """Whether the model gives scores per step ``(N, T, K)`` (a sequence model's output on one example)."""
-    if not len(data) or not getattr(first_layer(model), "takes_sequences", False):
-        return False
-    with evaluation_mode(model):
-        return np.ndim(model(as_inputs(data.x[data.indices[:1]], model.dtype or np.float32, flatten=False))) == 3
+    return probabilities(model, _finite_rows(raw))
 
 
 def predict_values(model: Layer, x: np.ndarray, *, batch_size: Optional[int] = None) -> Array:

@@ -193,9 +193,6 @@ class MultiheadAttention(Layer):
         weights = p if kept is None else p * kept
         return out, (weights.mean(axis=1) if average_attn_weights else weights)
 
-    def __call__(self, query: Array, *args: Any, **kwargs: Any) -> Tuple[Array, Optional[Array]]:  # type: ignore[override]
-        return self.forward(query, *args, **kwargs)
-
     def backward(self, grad_y: Any) -> Any:
         """``grad_y``: the output's gradient, or a tuple of it and the returned weights' gradient (or ``None``).
         Returns the query's gradient for self-attention, else ``(grad_query, grad_key, grad_value)``."""

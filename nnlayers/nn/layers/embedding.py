@@ -90,9 +90,6 @@ class Embedding(Layer):
         self.weight.accumulate(summed)
         return None
 
-    def backward_params(self, grad_y: Array) -> None:
-        self.backward(grad_y)
-
     def get_config(self) -> Dict[str, Any]:
         return {
             "num_embeddings": self.num_embeddings,

@@ -153,9 +153,6 @@ class _Recurrent(Layer):
         final_h = np.stack(h_n)
         return output, ((final_h, np.stack(c_n)) if self.cell.has_cell_state else final_h)  # type: ignore[arg-type]
 
-    def __call__(self, x: Array, hx: Optional[State] = None, lengths: Any = None) -> Tuple[Array, State]:  # type: ignore[override]
-        return self.forward(x, hx, lengths)
-
     def _run(
         self, seq: Array, layer: int, direction: int, h: Array, c: Optional[Array], mask: Optional[Array]
     ) -> Tuple[Array, Array, Optional[Array], Any]:

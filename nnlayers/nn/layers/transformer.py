@@ -124,9 +124,6 @@ class TransformerEncoderLayer(Layer):
         self.save_for_backward(ran=True)
         return x if self.batch_first else x.transpose(1, 0, 2)
 
-    def __call__(self, src: Array, *args: Any, **kwargs: Any) -> Array:  # type: ignore[override]
-        return self.forward(src, *args, **kwargs)
-
     def backward(self, grad_y: Array) -> Array:
         self.saved("ran")
         grad = np.asarray(grad_y)
@@ -206,11 +203,8 @@ class TransformerEncoder(Layer):
     ) -> Array:
         x = src
         for layer in self.layers:
-            x = layer.forward(x, mask, src_key_padding_mask, is_causal)  # type: ignore[call-arg]
+            x = layer(x, mask, src_key_padding_mask, is_causal)
         return self.norm(x) if self.norm is not None else x
-
-    def __call__(self, src: Array, *args: Any, **kwargs: Any) -> Array:  # type: ignore[override]
-        return self.forward(src, *args, **kwargs)
 
     def backward(self, grad_y: Array) -> Array:
         grad = self.norm.backward(grad_y) if self.norm is not None else grad_y
