@@ -330,8 +330,7 @@ class Layer:
         self.backward(grad_y)
 
     def __call__(self, x: Array, *args: Any, **kwargs: Any) -> Any:
-        """``forward(x, ...)``: what a layer takes besides ``x`` (a recurrent layer's ``hx``, masks) passes through."""
-        return self.forward(x, *args, **kwargs)
+        return self.forward(x, *args, **kwargs)  # (a recurrent layer's hx, attention's masks pass through)
 
     def _cached(self, value: Optional[Array]) -> Array:
         """Kept for layers written before `saved` existed: the value, or the backward-before-forward error."""
