@@ -122,6 +122,7 @@ from .training import (
     predict_proba,
     predict_values,
 )
+from .utils.threads import get_num_threads, set_num_threads
 
 __all__ = [
     "Adam",
@@ -135,6 +136,7 @@ __all__ = [
     "BatchNorm1D",
     "BatchNorm2D",
     "Callback",
+    "ClassToken",
     "ColorJitter",
     "Compose",
     "Concat",
@@ -164,12 +166,10 @@ __all__ = [
     "Identity",
     "ImageDataset",
     "ImageLoadError",
+    "ImageToSequence",
     "L1Loss",
     "LSTM",
     "LambdaLR",
-    "ClassToken",
-    "ImageToSequence",
-    "TakeStep",
     "Layer",
     "LayerNorm",
     "LeakyReLU",
@@ -209,6 +209,7 @@ __all__ = [
     "Softplus",
     "StepLR",
     "Subset",
+    "TakeStep",
     "Tanh",
     "TransformerEncoder",
     "TransformerEncoderLayer",
@@ -219,6 +220,7 @@ __all__ = [
     "evaluate",
     "export_onnx",
     "fit",
+    "get_num_threads",
     "gradcheck",
     "load",
     "load_image",
@@ -233,6 +235,7 @@ __all__ = [
     "read_header",
     "register_layer",
     "save",
+    "set_num_threads",
     "split_indices",
     "train_test_split",
 ]

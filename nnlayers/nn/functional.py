@@ -6,11 +6,15 @@ Layers are thin objects over these functions: they call them in ``forward``, kee
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from numpy.typing import DTypeLike
 
+from ..utils.threads import elementwise as elementwise  # the threads' entry points, for the layers
+from ..utils.threads import for_ranges as for_ranges
+from ..utils.threads import matmul as matmul
+from ..utils.threads import row_sums as row_sums
 from ..utils.types import Array
 
 
@@ -58,7 +62,7 @@ def column_sums(rows: Array) -> Array:
     ``ones @ rows`` reads it once on every core, several times faster for activations of
     millions of entries (batch norm's means, a convolution's bias gradient).
     """
-    return np.ones(len(rows), rows.dtype) @ rows
+    return matmul(np.ones((1, len(rows)), rows.dtype), rows)[0]
 
 
 def log1p_exp(z: Array) -> Array:
@@ -145,8 +149,78 @@ def im2col(
         if out is not None and out.size == np.prod(shape) and out.dtype == x.dtype
         else np.empty(shape, x.dtype)
     )
-    np.copyto(cols, windows(xp, kernel, stride, (ho, wo), dilation))
+    view = windows(xp, kernel, stride, (ho, wo), dilation)
+    for_ranges(n, lambda s, e: np.copyto(cols[s:e], view[s:e]), cols.size)
     return cols.reshape(n * ho * wo, kernel[0] * kernel[1] * c)
+
+
+#: The im2col rows a thread copies and multiplies at a time: about 1 MB, so they are still in the cache
+#: when the product reads them (a batch's whole im2col matrix is 9 times the input, and goes to memory).
+BLOCK_BYTES = 1 << 20
+
+
+def _blocks(first: int, last: int, out_hw: Tuple[int, int], row_bytes: int) -> List[Tuple[int, int, int, int]]:
+    """Images ``first:last`` in blocks ``(i0, i1, r0, r1)`` of about `BLOCK_BYTES` of im2col rows: several
+    whole images, or output rows ``r0:r1`` of one large image."""
+    ho, wo = out_hw
+    per_image = ho * wo * row_bytes
+    if per_image <= BLOCK_BYTES:
+        step = max(1, BLOCK_BYTES // per_image)
+        return [(i, min(i + step, last), 0, ho) for i in range(first, last, step)]
+    rows = max(1, BLOCK_BYTES // (wo * row_bytes))
+    return [(i, i + 1, r, min(r + rows, ho)) for i in range(first, last) for r in range(0, ho, rows)]
+
+
+def conv2d(
+    xp: Array,
+    weight_rows: Array,
+    kernel: Tuple[int, int],
+    stride: Tuple[int, int],
+    out_hw: Tuple[int, int],
+    dilation: Tuple[int, int] = (1, 1),
+    bias: Optional[Array] = None,
+) -> Array:
+    """A convolution of the padded ``xp`` ``(N, Hp, Wp, C)`` as rows ``(N * Ho * Wo, out)``: im2col and one
+    product with ``weight_rows`` ``(kh * kw * C, out)``, block by block, the blocks over the threads."""
+    view = windows(xp, kernel, stride, out_hw, dilation)
+    pixels, (rows_k, out_c) = out_hw[0] * out_hw[1], weight_rows.shape
+    y = np.empty((len(xp) * pixels, out_c), np.result_type(xp, weight_rows))
+
+    def images(first: int, last: int) -> None:
+        for i0, i1, r0, r1 in _blocks(first, last, out_hw, rows_k * xp.itemsize):
+            cols = np.ascontiguousarray(view[i0:i1, r0:r1]).reshape(-1, rows_k)
+            start = i0 * pixels + r0 * out_hw[1]
+            block = y[start : start + len(cols)]
+            np.matmul(cols, weight_rows, out=block)
+            if bias is not None:
+                block += bias
+
+    for_ranges(len(xp), images, y.size * rows_k // 4)
+    return y
+
+
+def conv2d_weight_grad(
+    xp: Array,
+    grad: Array,
+    kernel: Tuple[int, int],
+    stride: Tuple[int, int],
+    out_hw: Tuple[int, int],
+    dilation: Tuple[int, int] = (1, 1),
+) -> Array:
+    """``im2col(x).T @ grad`` ``(kh * kw * C, out)``, the weight gradient, block by block (the im2col
+    rows made again, in the cache, instead of kept from the forward); each thread's sum added in order."""
+    view = windows(xp, kernel, stride, out_hw, dilation)
+    pixels, rows_k = out_hw[0] * out_hw[1], kernel[0] * kernel[1] * xp.shape[3]
+
+    def images(first: int, last: int) -> Array:
+        total = np.zeros((rows_k, grad.shape[1]), grad.dtype)
+        for i0, i1, r0, r1 in _blocks(first, last, out_hw, rows_k * xp.itemsize):
+            cols = np.ascontiguousarray(view[i0:i1, r0:r1]).reshape(-1, rows_k)
+            start = i0 * pixels + r0 * out_hw[1]
+            total += cols.T @ grad[start : start + len(cols)]
+        return total
+
+    return row_sums(len(xp), images, grad.size * rows_k // 4)
 
 
 def conv_input_grad(
@@ -170,18 +244,43 @@ def conv_input_grad(
     out_channels, per_group, kh, kw = weight.shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     ho, wo = output_size(h, kh, sh, ph, dh), output_size(w, kw, sw, pw, dw)
+    back = (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
+    if groups == 1 and stride == (1, 1) and mode == "zeros" and min(back) >= 0:
+        # with stride 1 the adjoint is itself a convolution: of the padded gradient, with the kernel
+        # flipped and its in and out swapped, in cache-sized blocks as the forward
+        flipped = weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(kh * kw * out_channels, c)
+        padded = pad_hw(grad.reshape(n, ho, wo, out_channels), back)
+        return conv2d(padded, np.ascontiguousarray(flipped), (kh, kw), (1, 1), (h, w), dilation).reshape(x_shape)
     dxp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), grad.dtype)
-    part = np.empty((grad.shape[0], c), grad.dtype)
-    by_group = grad.reshape(-1, groups, out_channels // groups)
-    for i in range(kh):
-        for j in range(kw):
-            if groups == 1:
-                np.matmul(grad, weight[:, :, i, j], out=part)
-            else:  # each group's outputs go back to its own input channels
+    pixels = ho * wo
+    if groups == 1:  # each block's share of every offset in one product, added back while in the cache
+        weight_all = weight.transpose(0, 2, 3, 1).reshape(out_channels, kh * kw * c)
+
+        def blocks(first: int, last: int) -> None:  # whole images per thread: no two threads add to one pixel
+            for i0, i1, r0, r1 in _blocks(first, last, (ho, wo), kh * kw * c * grad.itemsize):
+                start = i0 * pixels + r0 * wo
+                rows = grad[start : start + (i1 - i0) * (r1 - r0) * wo]
+                part = (rows @ weight_all).reshape(i1 - i0, r1 - r0, wo, kh, kw, c)
+                for i in range(kh):
+                    for j in range(kw):
+                        y0, x0 = i * dh + r0 * sh, j * dw
+                        dxp[i0:i1, y0 : y0 + sh * (r1 - r0) : sh, x0 : x0 + sw * wo : sw, :] += part[:, :, :, i, j]
+
+        for_ranges(n, blocks, grad.size * kh * kw * (1 + 2 * c // 8))
+        return unpad_hw(dxp, padding, x_shape, mode)
+
+    def images(first: int, last: int) -> None:  # a range of images, on one thread
+        rows = grad[first * pixels : last * pixels]
+        by_group = rows.reshape(-1, groups, out_channels // groups)
+        for i in range(kh):
+            for j in range(kw):
                 w_ij = weight[:, :, i, j].reshape(groups, out_channels // groups, per_group)
-                part = np.einsum("rgo,goc->rgc", by_group, w_ij).reshape(-1, c)
-            y0, x0 = i * dh, j * dw
-            dxp[:, y0 : y0 + sh * ho : sh, x0 : x0 + sw * wo : sw, :] += part.reshape(n, ho, wo, c)
+                part = np.einsum("rgo,goc->rgc", by_group, w_ij)  # each group's outputs to its own inputs
+                y0, x0 = i * dh, j * dw
+                target = dxp[first:last, y0 : y0 + sh * ho : sh, x0 : x0 + sw * wo : sw, :]
+                target += part.reshape(last - first, ho, wo, c)
+
+    for_ranges(n, images, grad.size * kh * kw * (1 + 2 * c // 8))
     return unpad_hw(dxp, padding, x_shape, mode)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from ..utils.threads import matmul
 from ..utils.types import Array
 
 
@@ -85,11 +86,8 @@ class Parameter:
 
     def add_matmul(self, a: Array, b: Array) -> None:
         """``grad += a @ b``; right after `zero_grad` the product is written in place instead."""
-        if self._grad_is_stale:
-            np.matmul(a, b, out=self._grad)  # no temporary array, no extra pass
-            self._grad_is_stale = False
-        else:
-            self._grad += a @ b
+        fresh, self._grad_is_stale = self._grad_is_stale, False
+        matmul(a, b, out=self._grad) if fresh else np.add(self._grad, matmul(a, b), out=self._grad)  # no extra pass
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"

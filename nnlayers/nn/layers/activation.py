@@ -11,7 +11,7 @@ import numpy as np
 from ...utils.checks import is_real
 from ...utils.types import Array
 from ..checks import check_float_input, check_grad_shape
-from ..functional import log_softmax, sigmoid, softmax
+from ..functional import elementwise, log_softmax, sigmoid, softmax
 from ..module import Layer
 
 
@@ -81,6 +81,14 @@ class Sigmoid(Activation):
         return grad_y * (a * (1 - a))
 
 
+def _relu(x: Array, out: Array) -> None:
+    np.maximum(x, 0, out=out)
+
+
+def _relu_grad(grad_y: Array, y: Array, out: Array) -> None:
+    np.multiply(grad_y, y > 0, out=out)  # the gradient passes where the output is positive
+
+
 class ReLU(Activation):
     """Rectified linear unit, ``max(x, 0)``.
 
@@ -97,11 +105,13 @@ class ReLU(Activation):
     """
 
     def forward(self, x: Array) -> Array:
-        return self._output(np.maximum(self._input(x), 0))
+        x = self._input(x)
+        return self._output(elementwise(_relu, np.empty_like(x), x))
 
     def backward(self, grad_y: Array) -> Array:
         grad_y, y = self._grad(grad_y)
-        return grad_y * (y > 0)
+        grad_y = np.asarray(grad_y)
+        return elementwise(_relu_grad, np.empty(y.shape, grad_y.dtype), grad_y, y)
 
 
 class LeakyReLU(Activation):

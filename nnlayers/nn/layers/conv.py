@@ -10,7 +10,7 @@ the input (`nnlayers.nn.functional.conv_input_grad`).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -18,7 +18,17 @@ from numpy.typing import DTypeLike
 from ...utils.checks import check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
 from ..checks import check_grad_shape
-from ..functional import PADDING_MODES, column_sums, conv_input_grad, im2col, output_size
+from ..functional import (
+    PADDING_MODES,
+    column_sums,
+    conv2d,
+    conv2d_weight_grad,
+    conv_input_grad,
+    im2col,
+    matmul,
+    output_size,
+    pad_hw,
+)
 from ..init import Initializer, initial_weights
 from ..module import Parameter
 from .spatial import IntPair, SpatialLayer, _check_images, _pair
@@ -117,7 +127,6 @@ class Conv2D(SpatialLayer):
         weight, bias_values = initial_weights(init, shape, bias, make_rng(rng), dtype)
         self.weight = Parameter(weight)
         self.bias = Parameter(bias_values) if bias_values is not None else None
-        self._cols: Optional[Array] = None  # the im2col buffer, reused from call to call
 
     def _kernel(self) -> Array:
         """The weight as ``(out, in / groups, kh, kw)`` (`Conv1D` keeps ``(out, in / groups, k)`` and views it so)."""
@@ -145,23 +154,19 @@ class Conv2D(SpatialLayer):
             raise ValueError(
                 f"{self} got images of {x.shape[1]}x{x.shape[2]}, smaller than its kernel {self.kernel_size}"
             )
-        cols = self._cols = im2col(
-            x,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            out=self._cols,
-            dilation=self.dilation,
-            mode=self.padding_mode,
-        )
-        if self.groups == 1:
-            y = cols @ self._weight_matrix()  # every output pixel of every filter in one product
-        else:  # one product per group, of its own input channels
-            y = np.einsum("rkgc,gock->rgo", self._by_group(cols), self._grouped_weight(), optimize=True)
-            y = y.reshape(len(cols), self.out_channels)
-        if self.bias is not None:
-            y += self.bias.data
+        bias = self.bias.data if self.bias is not None else None
         y_shape = (x.shape[0], ho, wo, self.out_channels)
+        if self.groups == 1:  # every output pixel of every filter: im2col and one product, block by block
+            xp = pad_hw(x, self.padding, mode=self.padding_mode)
+            y = conv2d(xp, self._weight_matrix(), self.kernel_size, self.stride, (ho, wo), self.dilation, bias)
+            self.save_for_backward(xp=xp, x_shape=x.shape, y_shape=y_shape)
+            return y.reshape(y_shape)
+        # one product per group, of its own input channels
+        cols = im2col(x, self.kernel_size, self.stride, self.padding, dilation=self.dilation, mode=self.padding_mode)
+        y = np.einsum("rkgc,gock->rgo", self._by_group(cols), self._grouped_weight(), optimize=True)
+        y = y.reshape(len(cols), self.out_channels)
+        if bias is not None:
+            y += bias
         self.save_for_backward(cols=cols, x_shape=x.shape, y_shape=y_shape)
         return y.reshape(y_shape)
 
@@ -170,14 +175,17 @@ class Conv2D(SpatialLayer):
         self._param_grads(grad_y)
 
     def _param_grads(self, grad_y: Array) -> Array:
-        cols, y_shape = self.saved("cols", "y_shape")
-        g = check_grad_shape(self, grad_y, y_shape).astype(cols.dtype, copy=False).reshape(cols.shape[0], -1)
+        y_shape, x_shape = self.saved("y_shape", "x_shape")
+        dtype = self.weight.data.dtype
+        g = check_grad_shape(self, grad_y, y_shape).astype(dtype, copy=False).reshape(-1, self.out_channels)
         kh, kw = self.kernel_size
         if self.groups == 1:
-            grad_w = (cols.T @ g).reshape(kh, kw, self.in_channels, self.out_channels).transpose(3, 2, 0, 1)
+            xp = self.saved("xp")
+            grad_w = conv2d_weight_grad(xp, g, self.kernel_size, self.stride, y_shape[1:3], self.dilation)
+            grad_w = grad_w.reshape(kh, kw, self.in_channels, self.out_channels).transpose(3, 2, 0, 1)
         else:
             per_group = g.reshape(len(g), self.groups, -1)
-            grad_w = np.einsum("rkgc,rgo->gock", self._by_group(cols), per_group, optimize=True)
+            grad_w = np.einsum("rkgc,rgo->gock", self._by_group(self.saved("cols")), per_group, optimize=True)
         self.weight.accumulate(grad_w.reshape(self.weight.shape))
         if self.bias is not None:
             self.bias.accumulate(column_sums(g))
@@ -404,12 +412,12 @@ class ConvTranspose2D(SpatialLayer):
         g = check_grad_shape(self, grad_y, y_shape).astype(rows.dtype, copy=False)
         kh, kw = self.kernel_size
         cols = im2col(g, self.kernel_size, self.stride, self.padding, dilation=self.dilation)  # (N H W, kh kw out)
-        grad_w = (cols.T @ rows).reshape(kh, kw, self.out_channels, self.in_channels).transpose(3, 2, 0, 1)
+        grad_w = matmul(cols.T, rows).reshape(kh, kw, self.out_channels, self.in_channels).transpose(3, 2, 0, 1)
         self.weight.accumulate(grad_w)
         if self.bias is not None:
             self.bias.accumulate(column_sums(g.reshape(-1, self.out_channels)))
         as_conv = self.weight.data.transpose(2, 3, 1, 0).reshape(kh * kw * self.out_channels, self.in_channels)
-        return (cols @ as_conv).reshape(x_shape)  # a convolution of the output's gradient
+        return matmul(cols, as_conv).reshape(x_shape)  # a convolution of the output's gradient
 
     def get_config(self) -> Dict[str, Any]:
         return {

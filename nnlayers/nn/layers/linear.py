@@ -10,7 +10,7 @@ from numpy.typing import DTypeLike
 from ...utils.checks import check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
 from ..checks import check_float_input, check_grad_shape
-from ..functional import column_sums
+from ..functional import column_sums, matmul
 from ..init import Initializer, initial_weights
 from ..module import Layer, Parameter
 
@@ -78,9 +78,8 @@ class Dense(Layer):
             raise ValueError(f"{self._name()} expected input of shape (N, {self.in_features}), got {x.shape}")
         self.save_for_backward(x=x)
         rows = x.reshape(-1, self.in_features)  # (N, T, F) sequences: every step is a row
-        y = rows @ self.weight.data.T  # the seed's Z = W X, with examples as rows
-        if self.bias is not None:
-            y += self.bias.data
+        bias = self.bias.data if self.bias is not None else None
+        y = matmul(rows, self.weight.data.T, bias=bias)  # the seed's Z = W X + b, with examples as rows
         return y.reshape(*x.shape[:-1], self.out_features)
 
     def backward_params(self, grad_y: Array) -> None:
@@ -95,7 +94,9 @@ class Dense(Layer):
     def backward(self, grad_y: Array) -> Array:
         self.backward_params(grad_y)
         grad = np.asarray(grad_y, dtype=self.weight.data.dtype)
-        rows = grad.reshape(-1, self.out_features) @ self.weight.data  # seed: W2.T dZ2 (one product for every step)
+        rows = matmul(
+            grad.reshape(-1, self.out_features), self.weight.data
+        )  # seed: W2.T dZ2 (one product for every step)
         return rows.reshape(*grad.shape[:-1], self.in_features)
 
     def get_config(self) -> Dict[str, Any]:

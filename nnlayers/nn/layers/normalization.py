@@ -16,9 +16,30 @@ from numpy.typing import DTypeLike
 from ...utils.checks import check_number, check_positive_int
 from ...utils.types import Array
 from ..checks import check_float_input, check_grad_shape
-from ..functional import column_sums
+from ..functional import column_sums, elementwise, row_sums
 from ..init import filled
 from ..module import Layer, Parameter
+
+
+def _scale_shift(scale: Array, shift: Any) -> Any:
+    """``out = x * scale + shift`` per channel, as a function of one part of the rows."""
+
+    def apply(x: Array, out: Array) -> None:
+        np.multiply(x, scale, out=out)
+        out += shift
+
+    return apply
+
+
+def _input_grad(scale: Array, k_rows: Array, k_shift: Array) -> Any:
+    """``out = g * scale + x * k_rows + k_shift`` per channel (batch norm's input gradient), part by part."""
+
+    def apply(g: Array, x: Array, out: Array) -> None:
+        np.multiply(g, scale, out=out)
+        out += x * k_rows
+        out += k_shift
+
+    return apply
 
 
 class _BatchNorm(Layer):
@@ -90,8 +111,13 @@ class _BatchNorm(Layer):
                     f"{self} needs more than one value per channel in training, got input of shape {np.shape(x)}"
                 )
             mean = (column_sums(rows) / len(rows)).astype(rows.dtype, copy=False)
-            centred = rows - mean
-            var = np.einsum("ij,ij->j", centred, centred) / len(rows)  # biased, for normalising
+            centred = np.empty_like(rows)
+
+            def centre(s: int, e: int) -> Array:  # rows s:e centred, and their share of the squares
+                np.subtract(rows[s:e], mean, out=centred[s:e])
+                return np.einsum("ij,ij->j", centred[s:e], centred[s:e])
+
+            var = row_sums(len(rows), centre, rows.size) / len(rows)  # biased, for normalising
             if self.training and self.track_running_stats:
                 self._update_running(mean, var, len(rows))
         else:
@@ -102,11 +128,9 @@ class _BatchNorm(Layer):
         # y = (x - mean) * inv_std * weight + bias, as few passes over the activations as possible
         if centred is not None:
             out = centred  # the output takes the centred values' memory: backward needs x and the mean only
-            out *= scale
-            out += shift
+            elementwise(_scale_shift(scale, shift), out, centred)
         else:
-            out = rows * scale
-            out += shift - mean * scale
+            out = elementwise(_scale_shift(scale, shift - mean * scale), np.empty_like(rows), rows)
         self.save_for_backward(rows=rows, mean=mean, inv_std=inv_std, batch_stats=batch_stats, x_shape=np.shape(x))
         return out.astype(out_dtype, copy=False).reshape(np.shape(x))
 
@@ -125,7 +149,8 @@ class _BatchNorm(Layer):
         g = grad_y.reshape(rows.shape).astype(rows.dtype, copy=False)
         grad_bias = column_sums(g)
         # sum(g * normalised) without building normalised: inv_std * (sum(g x) - mean sum(g))
-        grad_weight = inv_std * (np.einsum("ij,ij->j", g, rows) - mean * grad_bias)
+        products = row_sums(len(g), lambda s, e: np.einsum("ij,ij->j", g[s:e], rows[s:e]), g.size * 2)
+        grad_weight = inv_std * (products - mean * grad_bias)
         if self.weight is not None and self.bias is not None:
             self.weight.accumulate(grad_weight)
             self.bias.accumulate(grad_bias)
@@ -138,9 +163,7 @@ class _BatchNorm(Layer):
         #    = g * scale + x * k_rows + k_shift, with these per-channel constants
         k_rows = -scale * inv_std * grad_weight / m
         k_shift = -scale * grad_bias / m - mean * k_rows
-        grad_x = g * scale
-        grad_x += rows * k_rows
-        grad_x += k_shift
+        grad_x = elementwise(_input_grad(scale, k_rows, k_shift), np.empty_like(g), g, rows)
         return grad_x.astype(grad_y.dtype, copy=False).reshape(grad_y.shape)
 
     def get_config(self) -> Dict[str, Any]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ...utils.types import Array
 from ..checks import check_grad_shape
-from ..functional import output_size, pad_hw, windows
+from ..functional import for_ranges, output_size, pad_hw, windows
 from .spatial import IntPair, SpatialLayer, _check_images, _pair
 
 
@@ -116,10 +116,15 @@ class MaxPool2D(_Pool2D):
                 for o, st, k, n in zip(out_hw, self.stride, self.kernel_size, xp.shape[1:3])
             ]
             xp = np.pad(xp, ((0, 0), (0, extra[0]), (0, extra[1]), (0, 0)), constant_values=-np.inf)
-        views = self._offsets(xp, out_hw)
-        y = np.array(next(views)[1])
-        for _, view in views:  # kh * kw - 1 passes over the output: no window array is built
-            np.maximum(y, view, out=y)
+        views = [view for _, view in self._offsets(xp, out_hw)]
+        y = np.empty(views[0].shape, xp.dtype)
+
+        def images(s: int, e: int) -> None:  # kh * kw - 1 passes over the output: no window array is built
+            np.copyto(y[s:e], views[0][s:e])
+            for view in views[1:]:
+                np.maximum(y[s:e], view[s:e], out=y[s:e])
+
+        for_ranges(len(y), images, y.size * len(views))
         self.save_for_backward(xp=xp, y=y, x_shape=x.shape)
         return y
 
@@ -143,12 +148,18 @@ class MaxPool2D(_Pool2D):
         # among the entries equal to the maximum, the first in row-major order wins (as torch):
         # score each position kh*kw - p where it equals the maximum, and keep the best score
         rank = np.arange(kh * kw, 0, -1, dtype=np.uint8 if kh * kw < 256 else np.uint16).reshape(1, 1, kh, 1, kw, 1)
-        score = (blocks == y[expand]) * rank
-        best = score[:, :, 0, :, 0, :].copy()
-        for i in range(kh):
-            for j in range(kw):
-                np.maximum(best, score[:, :, i, :, j, :], out=best)
-        return ((score == best[expand]) * grad_y[expand]).reshape(x.shape)
+        grad_x = np.empty(blocks.shape, np.result_type(grad_y.dtype, np.uint8))
+
+        def images(s: int, e: int) -> None:
+            score = (blocks[s:e] == y[s:e][expand]) * rank
+            best = score[:, :, 0, :, 0, :].copy()
+            for i in range(kh):
+                for j in range(kw):
+                    np.maximum(best, score[:, :, i, :, j, :], out=best)
+            np.multiply(score == best[expand], grad_y[s:e][expand], out=grad_x[s:e])
+
+        for_ranges(n, images, x.size * 4)
+        return grad_x.reshape(x.shape)
 
     def _general_backward(self, xp: Array, y: Array, grad_y: Array, x_shape: Tuple[int, ...]) -> Array:
         """Overlapping or padded windows: find each window's winning offset, then add the gradients there."""
