@@ -15,6 +15,7 @@ from numpy.typing import DTypeLike
 from ..utils.checks import check_positive_int, make_rng
 from ..utils.types import Array, RandomSource
 from .container import Sequential
+from .functional import add
 from .layers.activation import ReLU
 from .layers.conv import Conv2D
 from .layers.normalization import BatchNorm2D
@@ -81,7 +82,7 @@ class BasicBlock(Layer):
     def forward(self, x: Array) -> Array:
         body = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
         shortcut = self.downsample(x) if self.downsample is not None else x
-        return self.relu2(body + shortcut)
+        return self.relu2(add(body, shortcut))
 
     def _backward(self, grad_y: Array, input_grad: bool) -> Optional[Array]:
         g = self.relu2.backward(grad_y)  # the sum passes its gradient to both paths unchanged
@@ -94,7 +95,7 @@ class BasicBlock(Layer):
             return None
         g_x = self.conv1.backward(g_body)
         # the input fed both paths: its gradient is the sum of theirs
-        return g_x + (self.downsample.backward(g) if self.downsample is not None else g)
+        return add(g_x, self.downsample.backward(g) if self.downsample is not None else g)
 
     def backward(self, grad_y: Array) -> Array:
         grad_x = self._backward(grad_y, input_grad=True)

@@ -37,6 +37,13 @@ def sigmoid(z: Array) -> Array:
     return np.reciprocal(e, out=e)  # three passes, accurate to a few ulp on both tails
 
 
+def add(a: Array, b: Array) -> Array:
+    """``a + b`` of two arrays of one shape (where branches meet), its rows over the threads."""
+    if a.shape != b.shape:
+        return a + b
+    return elementwise(np.add, np.empty(a.shape, np.result_type(a, b)), a, b)
+
+
 def log_softmax(z: Array, axis: int = -1) -> Array:
     """``log(softmax(z))`` without overflow: ``z - max - log(sum(exp(z - max)))``."""
     shifted = z - z.max(axis=axis, keepdims=True)
@@ -87,8 +94,17 @@ def pad_hw(x: Array, padding: Tuple[int, int], value: float = 0.0, mode: str = "
     if not ph and not pw:
         return x
     widths = ((0, 0), (ph, ph), (pw, pw), (0, 0))
-    if mode == "zeros":
-        return np.pad(x, widths, constant_values=value)
+    if mode == "zeros":  # one pass, images over the threads: the border filled, the inside copied
+        n, h, w, c = x.shape
+        xp = np.empty((n, h + 2 * ph, w + 2 * pw, c), x.dtype)
+
+        def images(s: int, e: int) -> None:
+            xp[s:e, :ph], xp[s:e, ph + h :] = value, value
+            xp[s:e, ph : ph + h, :pw], xp[s:e, ph : ph + h, pw + w :] = value, value
+            xp[s:e, ph : ph + h, pw : pw + w] = x[s:e]
+
+        for_ranges(n, images, 2 * xp.size)
+        return xp
     return np.pad(x, widths, mode=PADDING_MODES[mode])  # type: ignore[call-overload]
 
 
@@ -167,7 +183,7 @@ def _blocks(first: int, last: int, out_hw: Tuple[int, int], row_bytes: int) -> L
     if per_image <= BLOCK_BYTES:
         step = max(1, BLOCK_BYTES // per_image)
         return [(i, min(i + step, last), 0, ho) for i in range(first, last, step)]
-    rows = max(1, BLOCK_BYTES // (wo * row_bytes))
+    rows = -(-ho // -(-per_image // BLOCK_BYTES))  # the image's rows in even parts of at most about a block
     return [(i, i + 1, r, min(r + rows, ho)) for i in range(first, last) for r in range(0, ho, rows)]
 
 
