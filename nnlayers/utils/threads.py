@@ -25,8 +25,9 @@ import numpy as np
 
 from .types import Array
 
-#: Below these sizes a part's work costs less than handing it to a thread (about 20 us).
-MIN_PRODUCT_FLOPS = 1 << 22
+#: A part of a product or pass is at least this large: below it, handing work to a thread and waking it
+#: again costs more than it saves (measured on the LSTM step, whose products are 8 MFLOP each).
+MIN_PRODUCT_FLOPS = 1 << 25
 MIN_ELEMENTS = 1 << 17
 
 _ENVIRONMENT = ("NNLAYERS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -179,10 +180,9 @@ def row_sums(n_items: int, work: Callable[[int, int], Array], cost: int) -> Arra
 def matmul(a: Array, b: Array, out: Optional[Array] = None, bias: Optional[Array] = None) -> Array:
     """``a @ b (+ bias)`` of 2-D arrays, split over the threads: by rows of ``a``, or, for a short wide
     ``a`` by a tall ``b`` (a weight gradient), by the inner dimension with the partial products added
-    in order. Products of stacks (3-D and more) go to ``np.matmul`` unsplit."""
+    in order. Stacks of products (3-D and more, one batch shape) are split by their leading axes."""
     if a.ndim != 2 or b.ndim != 2:
-        with single_threaded_blas():
-            out = np.matmul(a, b, out=out)
+        out = _stacked(a, b, out)
         if bias is not None:
             out += bias
         return out
@@ -202,6 +202,19 @@ def matmul(a: Array, b: Array, out: Optional[Array] = None, bias: Optional[Array
             out[s:e] += bias
 
     for_ranges(m, rows, cost if m >= 16 else 0)
+    return out
+
+
+def _stacked(a: Array, b: Array, out: Optional[Array]) -> Array:
+    """``np.matmul`` of stacks of one batch shape, the stack split over the threads; others unsplit."""
+    if a.ndim < 3 or a.shape[:-2] != b.shape[:-2] or (out is not None and not out.flags.c_contiguous):
+        with single_threaded_blas():
+            return np.matmul(a, b, out=out)
+    shape = (*a.shape[:-1], b.shape[-1])
+    out = np.empty(shape, np.result_type(a, b)) if out is None else out
+    a3, b3, o3 = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]), out.reshape(-1, *shape[-2:])
+    cost = 2 * a.size * b.shape[-1] * MIN_ELEMENTS // MIN_PRODUCT_FLOPS
+    for_ranges(len(a3), lambda s, e: np.matmul(a3[s:e], b3[s:e], out=o3[s:e]), cost)
     return out
 
 

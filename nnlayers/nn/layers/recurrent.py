@@ -19,6 +19,7 @@ from numpy.typing import DTypeLike
 from ...utils.checks import check_number, check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
 from ..checks import check_float_input
+from ..functional import matmul
 from ..init import drawn
 from ..module import Layer, Parameter
 from .cells import ElmanCell, GRUCell, LSTMCell
@@ -159,7 +160,9 @@ class _Recurrent(Layer):
         """One direction of one layer over every step: outputs ``(T, N, H)``, final states, and what backward needs."""
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         steps, batch = seq.shape[:2]
-        xp = (seq.reshape(steps * batch, -1) @ w_ih.data.T).reshape(steps, batch, -1)  # x_t W_ih^T, every t at once
+        xp = matmul(seq.reshape(steps * batch, -1), w_ih.data.T).reshape(
+            steps, batch, -1
+        )  # x_t W_ih^T, every t at once
         if b_ih is not None:
             xp += b_ih.data
         b = None if b_hh is None else b_hh.data
@@ -284,7 +287,7 @@ class _Recurrent(Layer):
         if b_ih is not None and b_hh is not None:
             b_ih.accumulate(flat_in.sum(axis=0))
             b_hh.accumulate(flat_hid.sum(axis=0))
-        d_x = (flat_in @ w_ih.data).reshape(steps, batch, -1) if input_grad else None
+        d_x = matmul(flat_in, w_ih.data).reshape(steps, batch, -1) if input_grad else None
         return d_x, dh, dc
 
     # --- files and printing --------------------------------------------------------------------
