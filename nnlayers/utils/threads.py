@@ -121,7 +121,7 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return _state["pool"]
 
 
-def _marked(work: Callable[[int, int], None], start: int, stop: int) -> None:
+def _marked(work: Callable[[int, int], Any], start: int, stop: int) -> None:
     _inside.active = True
     try:
         work(start, stop)
@@ -135,7 +135,7 @@ def bounds(n_items: int, parts: int) -> List[Tuple[int, int]]:
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def for_ranges(n_items: int, work: Callable[[int, int], None], cost: int) -> None:
+def for_ranges(n_items: int, work: Callable[[int, int], Any], cost: int) -> None:
     """Call ``work(start, stop)`` over ``range(n_items)`` in parts, one a thread, when ``cost`` (in
     elements touched) pays for the threads; else once, on this thread. BLAS is single-threaded inside."""
     threads = get_num_threads()
