@@ -119,7 +119,7 @@ def test_an_error_in_one_part_reaches_the_caller_and_the_pool_goes_on(split_ever
     assert sorted(done) == [(0, 5), (5, 10)]
 
 
-@pytest.mark.parametrize("block_bytes", [64, 4096, 1 << 20])  # rows of one image, several images, the batch
+@pytest.mark.parametrize("block_bytes", [64, 40_000, 1 << 20])  # rows of one image, several images, the batch
 @pytest.mark.parametrize("stride, padding, dilation", [(1, 1, 1), (2, 1, 1), (1, 2, 2), (2, 0, 1)])
 def test_convolutions_in_blocks_are_the_whole_im2col_product(monkeypatch, block_bytes, stride, padding, dilation):
     monkeypatch.setattr(F, "BLOCK_BYTES", block_bytes)

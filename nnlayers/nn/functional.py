@@ -175,15 +175,18 @@ def im2col(
 BLOCK_BYTES = 1 << 20
 
 
-def _blocks(first: int, last: int, out_hw: Tuple[int, int], row_bytes: int) -> List[Tuple[int, int, int, int]]:
-    """Images ``first:last`` in blocks ``(i0, i1, r0, r1)`` of about `BLOCK_BYTES` of im2col rows: several
-    whole images, or output rows ``r0:r1`` of one large image."""
+def _blocks(
+    first: int, last: int, out_hw: Tuple[int, int], row_bytes: int, weight_bytes: int
+) -> List[Tuple[int, int, int, int]]:
+    """Images ``first:last`` in blocks ``(i0, i1, r0, r1)`` of about `BLOCK_BYTES` of im2col rows (or of
+    the weight's size, when larger: each block's product reads the whole weight): several whole
+    images, or output rows ``r0:r1`` of one large image."""
     ho, wo = out_hw
-    per_image = ho * wo * row_bytes
-    if per_image <= BLOCK_BYTES:
-        step = max(1, BLOCK_BYTES // per_image)
+    per_image, block = ho * wo * row_bytes, max(BLOCK_BYTES, weight_bytes)
+    if per_image <= block:
+        step = max(1, block // per_image)
         return [(i, min(i + step, last), 0, ho) for i in range(first, last, step)]
-    rows = -(-ho // -(-per_image // BLOCK_BYTES))  # the image's rows in even parts of at most about a block
+    rows = -(-ho // -(-per_image // block))  # the image's rows in even parts of at most about a block
     return [(i, i + 1, r, min(r + rows, ho)) for i in range(first, last) for r in range(0, ho, rows)]
 
 
@@ -203,7 +206,7 @@ def conv2d(
     y = np.empty((len(xp) * pixels, out_c), np.result_type(xp, weight_rows))
 
     def images(first: int, last: int) -> None:
-        for i0, i1, r0, r1 in _blocks(first, last, out_hw, rows_k * xp.itemsize):
+        for i0, i1, r0, r1 in _blocks(first, last, out_hw, rows_k * xp.itemsize, weight_rows.nbytes):
             cols = np.ascontiguousarray(view[i0:i1, r0:r1]).reshape(-1, rows_k)
             start = i0 * pixels + r0 * out_hw[1]
             block = y[start : start + len(cols)]
@@ -230,7 +233,7 @@ def conv2d_weight_grad(
 
     def images(first: int, last: int) -> Array:
         total = np.zeros((rows_k, grad.shape[1]), grad.dtype)
-        for i0, i1, r0, r1 in _blocks(first, last, out_hw, rows_k * xp.itemsize):
+        for i0, i1, r0, r1 in _blocks(first, last, out_hw, rows_k * xp.itemsize, total.nbytes):
             cols = np.ascontiguousarray(view[i0:i1, r0:r1]).reshape(-1, rows_k)
             start = i0 * pixels + r0 * out_hw[1]
             total += cols.T @ grad[start : start + len(cols)]
@@ -273,7 +276,7 @@ def conv_input_grad(
         weight_all = weight.transpose(0, 2, 3, 1).reshape(out_channels, kh * kw * c)
 
         def blocks(first: int, last: int) -> None:  # whole images per thread: no two threads add to one pixel
-            for i0, i1, r0, r1 in _blocks(first, last, (ho, wo), kh * kw * c * grad.itemsize):
+            for i0, i1, r0, r1 in _blocks(first, last, (ho, wo), kh * kw * c * grad.itemsize, weight_all.nbytes):
                 start = i0 * pixels + r0 * wo
                 rows = grad[start : start + (i1 - i0) * (r1 - r0) * wo]
                 part = (rows @ weight_all).reshape(i1 - i0, r1 - r0, wo, kh, kw, c)
