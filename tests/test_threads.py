@@ -73,7 +73,7 @@ def test_blas_is_single_threaded_inside_nnlayers_work_only():
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize(
     "a_shape, b_shape",
-    [((37, 11), (11, 5)), ((3, 200), (200, 4)), ((6, 5, 7), (6, 7, 3)), ((2, 3, 9, 4), (2, 3, 4, 5))],
+    [((37, 11), (11, 5)), ((3, 200), (200, 4)), ((5, 6), (6, 41)), ((6, 5, 7), (6, 7, 3)), ((2, 3, 9, 4), (2, 3, 4, 5))],
 )
 def test_split_products_are_numpys_products(split_everything, n_threads, a_shape, b_shape):
     nnlayers.set_num_threads(n_threads)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Callable, ContextManager, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
 from ..utils.checks import is_int
 from ..utils.memory import keep_freed_memory
+from ..utils.threads import blas_threads
 from ..utils.types import Array
 from .layers.embedding import Embedding
 from .module import Layer
@@ -80,12 +81,19 @@ class Sequential(Layer):
         self._layers.append(layer)
         return self
 
+    def _threads(self) -> ContextManager[None]:
+        """Without convolutions a model's work is products: BLAS's own threads serve it best."""
+        if any(getattr(m, "splits_over_threads", False) for _, m in self.named_modules()):
+            return contextlib.nullcontext()
+        return blas_threads()
+
     def forward(self, x: Array) -> Array:
         keep_freed_memory()  # (once) a batch's large arrays reuse the last batch's pages: no page faults
         shapes = []  # each layer's input shape: backward checks the gradients against them
-        for layer in self._layers:
-            shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)
-            x = layer(x)
+        with self._threads():
+            for layer in self._layers:
+                shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)
+                x = layer(x)
         self.save_for_backward(input_shapes=shapes)
         return x
 
@@ -118,11 +126,12 @@ class Sequential(Layer):
         if not self._layers:
             return grad_y if input_grad else None
         shapes = self.saved("input_shapes")
-        for i in range(len(self._layers) - 1, 0, -1):
-            grad_y = self._checked(i, self._layers[i].backward(grad_y), shapes[i])
-        if input_grad:
-            return self._checked(0, self._layers[0].backward(grad_y), shapes[0])
-        self._layers[0].backward_params(grad_y)
+        with self._threads():
+            for i in range(len(self._layers) - 1, 0, -1):
+                grad_y = self._checked(i, self._layers[i].backward(grad_y), shapes[i])
+            if input_grad:
+                return self._checked(0, self._layers[0].backward(grad_y), shapes[0])
+            self._layers[0].backward_params(grad_y)
         return None
 
     def _checked(self, index: int, grad_x: Any, shape: Optional[Tuple[int, ...]]) -> Array:

@@ -11,10 +11,12 @@ from typing import List, Optional, Tuple
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ..utils.threads import elementwise as elementwise  # the threads' entry points, for the layers
+from ..utils.threads import blas_threads as blas_threads  # the threads' entry points, for the layers
+from ..utils.threads import elementwise as elementwise
 from ..utils.threads import for_ranges as for_ranges
 from ..utils.threads import matmul as matmul
 from ..utils.threads import row_sums as row_sums
+from ..utils.threads import with_blas_threads as with_blas_threads
 from ..utils.types import Array
 
 
@@ -310,11 +312,11 @@ def attention(q: Array, k: Array, v: Array, scale: float, mask: Optional[Array] 
     average of the values, weighted by how well its key matches. ``mask`` is added to the scores
     (``-inf`` where a query must not look). Returns ``(output, P)``; `attention_backward` takes ``P``.
     """
-    scores = matmul(q, np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
+    scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
     if mask is not None:
         scores = scores + mask
     p = softmax(scores, axis=-1)
-    return matmul(p, v), p
+    return p @ v, p
 
 
 def attention_backward(
@@ -335,15 +337,15 @@ def attention_backward(
     weights sums to 1, so raising one weight lowers the others.
     """
     p_used = p if kept is None else p * kept
-    grad_v = matmul(np.swapaxes(p_used, -1, -2), grad_out)  # out = P v
-    grad_p = matmul(grad_out, np.swapaxes(v, -1, -2))
+    grad_v = np.swapaxes(p_used, -1, -2) @ grad_out  # out = P v
+    grad_p = grad_out @ np.swapaxes(v, -1, -2)
     if grad_weights is not None:
         grad_p = grad_p + grad_weights
     if kept is not None:
         grad_p *= kept
     grad_scores = p * (grad_p - (grad_p * p).sum(axis=-1, keepdims=True))  # the softmax's backward
     grad_scores *= q.dtype.type(scale)
-    return matmul(grad_scores, k), matmul(np.swapaxes(grad_scores, -1, -2), q), grad_v
+    return grad_scores @ k, np.swapaxes(grad_scores, -1, -2) @ q, grad_v
 
 
 def causal_mask(length: int, source: Optional[int] = None, dtype: DTypeLike = np.float32) -> Array:

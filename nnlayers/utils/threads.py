@@ -15,21 +15,23 @@ given count always splits the same way, so a seeded run repeats exactly.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple, TypeVar, cast
 
 import numpy as np
 
 from .types import Array
 
-#: A part of a product or pass is at least this large: below it, handing work to a thread and waking it
-#: again costs more than it saves (measured on the LSTM step, whose products are 8 MFLOP each).
+#: A part of a product or pass is at least this large: handing work to a sleeping thread and hearing
+#: back from it takes 0.2 to 0.4 ms on these machines (their idle cores sleep deeply).
 MIN_PRODUCT_FLOPS = 1 << 25
 MIN_ELEMENTS = 1 << 17
 
+F = TypeVar("F", bound=Callable[..., Any])
 _ENVIRONMENT = ("NNLAYERS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _lock = threading.Lock()
 _inside = threading.local()  # a pool thread's own work is not split again
@@ -140,6 +142,9 @@ def for_ranges(n_items: int, work: Callable[[int, int], Any], cost: int) -> None
     elements touched) pays for the threads; else once, on this thread. BLAS is single-threaded inside."""
     threads = get_num_threads()
     parts = min(threads, n_items, max(1, cost // MIN_ELEMENTS))
+    if getattr(_inside, "blas_threads", False):
+        work(0, n_items)
+        return
     with single_threaded_blas():
         if parts < 2 or getattr(_inside, "active", False):
             work(0, n_items)
@@ -178,22 +183,40 @@ def row_sums(n_items: int, work: Callable[[int, int], Array], cost: int) -> Arra
 
 
 def matmul(a: Array, b: Array, out: Optional[Array] = None, bias: Optional[Array] = None) -> Array:
-    """``a @ b (+ bias)`` of 2-D arrays, split over the threads: by rows of ``a``, or, for a short wide
-    ``a`` by a tall ``b`` (a weight gradient), by the inner dimension with the partial products added
-    in order. Stacks of products (3-D and more, one batch shape) are split by their leading axes."""
-    if a.ndim != 2 or b.ndim != 2:
-        out = _stacked(a, b, out)
+    """``a @ b (+ bias)``. A large product of 2-D arrays is split over the threads, BLAS on one thread in
+    each: for a short wide ``a`` by a tall ``b`` (a weight gradient) by the inner dimension, the partial
+    products added in order; else by columns of ``b`` when wider than tall, or by rows of ``a``. A
+    stack of large products (3-D and more, one batch shape) is split by its leading axes. Small
+    products run on this thread (see `blas_threads`)."""
+    if getattr(_inside, "blas_threads", False) or a.ndim != 2 or b.ndim != 2:
+        out = np.matmul(a, b, out=out) if getattr(_inside, "blas_threads", False) else _stacked(a, b, out)
         if bias is not None:
             out += bias
         return out
     (m, k), n = a.shape, b.shape[1]
     if out is None:
         out = np.empty((m, n), np.result_type(a, b))
-    cost = 2 * m * k * n * MIN_ELEMENTS // MIN_PRODUCT_FLOPS  # in elements' worth of work, as `for_ranges` counts
-    if k >= 4 * max(m, n) and get_num_threads() > 1 and cost >= 2 * MIN_ELEMENTS:
+    flops = 2 * m * k * n
+    split = not (getattr(_inside, "active", False) or getattr(_inside, "blas_threads", False))
+    if get_num_threads() < 2 or flops < 2 * MIN_PRODUCT_FLOPS or not split:
+        _unsplit(a, b, out)
+        if bias is not None:
+            out += bias
+        return out
+    cost = flops * MIN_ELEMENTS // MIN_PRODUCT_FLOPS  # in elements' worth of work, as `for_ranges` counts
+    if k >= 4 * max(m, n):
         np.copyto(out, row_sums(k, lambda s, e: a[:, s:e] @ b[s:e], cost))
         if bias is not None:
             out += bias
+        return out
+    if n > m:  # wider than tall (a weight gradient of few units): each thread reads and writes its own columns
+
+        def columns(s: int, e: int) -> None:
+            np.matmul(a, b[:, s:e], out=out[:, s:e])
+            if bias is not None:
+                out[:, s:e] += bias[s:e]
+
+        for_ranges(n, columns, cost)
         return out
 
     def rows(s: int, e: int) -> None:
@@ -201,15 +224,48 @@ def matmul(a: Array, b: Array, out: Optional[Array] = None, bias: Optional[Array
         if bias is not None:
             out[s:e] += bias
 
-    for_ranges(m, rows, cost if m >= 16 else 0)
+    for_ranges(m, rows, cost)
     return out
+
+
+def _unsplit(a: Array, b: Array, out: Optional[Array]) -> Array:
+    """One product on this thread, BLAS on one thread too (unless inside `blas_threads`)."""
+    if getattr(_inside, "blas_threads", False):
+        return np.matmul(a, b, out=out)
+    with single_threaded_blas():
+        return np.matmul(a, b, out=out)
+
+
+@contextmanager
+def blas_threads() -> Iterator[None]:
+    """Inside, BLAS keeps its own threads and nnlayers splits nothing: for work made of products, as
+    recurrent and attention layers' (BLAS's threads wait spinning and answer a product at once, where
+    a pool thread must be woken), but not beside convolutions (for 0.1 s after its last product a
+    BLAS thread spins on a core that nnlayers' own threads need)."""
+    before = getattr(_inside, "blas_threads", False)
+    _inside.blas_threads = True
+    try:
+        yield
+    finally:
+        _inside.blas_threads = before
+
+
+def with_blas_threads(method: F) -> F:
+    """A layer's method run inside `blas_threads`."""
+
+    @functools.wraps(method)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with blas_threads():
+            return method(*args, **kwargs)
+
+    return cast(F, wrapped)
 
 
 def _stacked(a: Array, b: Array, out: Optional[Array]) -> Array:
     """``np.matmul`` of stacks of one batch shape, the stack split over the threads; others unsplit."""
-    if a.ndim < 3 or a.shape[:-2] != b.shape[:-2] or (out is not None and not out.flags.c_contiguous):
-        with single_threaded_blas():
-            return np.matmul(a, b, out=out)
+    small = 2 * a.size * b.shape[-1] < 2 * MIN_PRODUCT_FLOPS or get_num_threads() < 2
+    if small or a.ndim < 3 or a.shape[:-2] != b.shape[:-2] or (out is not None and not out.flags.c_contiguous):
+        return _unsplit(a, b, out)
     shape = (*a.shape[:-1], b.shape[-1])
     out = np.empty(shape, np.result_type(a, b)) if out is None else out
     a3, b3, o3 = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]), out.reshape(-1, *shape[-2:])

@@ -21,7 +21,7 @@ from numpy.typing import DTypeLike
 from ...utils.checks import check_number, check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
 from ..checks import check_float_input
-from ..functional import attention, attention_backward, causal_mask, matmul
+from ..functional import attention, attention_backward, causal_mask, with_blas_threads
 from ..init import drawn
 from ..module import Layer, Parameter
 from .linear import Dense
@@ -128,7 +128,7 @@ class MultiheadAttention(Layer):
     def _projected(self, x: Array, rows: slice) -> Array:
         """``x W^T + b`` for the rows of ``in_proj_weight`` given, split into heads ``(N, h, T, d)``."""
         batch, steps = x.shape[:2]
-        y = matmul(x.reshape(batch * steps, -1), self.in_proj_weight.data[rows].T)  # one product for every position
+        y = x.reshape(batch * steps, -1) @ self.in_proj_weight.data[rows].T  # one product for every position
         if self.in_proj_bias is not None:
             y += self.in_proj_bias.data[rows]
         return y.reshape(batch, steps, -1, self.head_dim).transpose(0, 2, 1, 3)
@@ -144,6 +144,7 @@ class MultiheadAttention(Layer):
             raise ValueError(f"{self} expected {name} {layout} with E={self.embed_dim}, got {x.shape}")
         return x if self.batch_first else x.transpose(1, 0, 2)
 
+    @with_blas_threads
     def forward(  # type: ignore[override]
         self,
         query: Array,
@@ -174,7 +175,7 @@ class MultiheadAttention(Layer):
         kept = None
         if self.training and self.dropout:  # dropout on the weights, then the weighted sum again
             kept = (self.rng.random(p.shape) >= self.dropout).astype(p.dtype) / p.dtype.type(1 - self.dropout)
-            o = matmul(p * kept, v)
+            o = (p * kept) @ v
         out = self.out_proj(self._heads_joined(o))
         averaged = None if not need_weights else bool(average_attn_weights)
         self.save_for_backward(
@@ -193,11 +194,13 @@ class MultiheadAttention(Layer):
         weights = p if kept is None else p * kept
         return out, (weights.mean(axis=1) if average_attn_weights else weights)
 
+    @with_blas_threads
     def backward(self, grad_y: Any) -> Any:
         """``grad_y``: the output's gradient, or a tuple of it and the returned weights' gradient (or ``None``).
         Returns the query's gradient for self-attention, else ``(grad_query, grad_key, grad_value)``."""
         return self._backward(grad_y, input_grad=True)
 
+    @with_blas_threads
     def backward_params(self, grad_y: Any) -> None:
         self._backward(grad_y, input_grad=False)
 
@@ -229,18 +232,18 @@ class MultiheadAttention(Layer):
                 self.in_proj_bias.accumulate(flat_g.sum(axis=0))
             if not input_grad:
                 return None
-            grad_x = matmul(flat_g, self.in_proj_weight.data).reshape(xq.shape)  # query, key, value: the gradients add
+            grad_x = (flat_g @ self.in_proj_weight.data).reshape(xq.shape)  # query, key, value: the gradients add
             return grad_x if self.batch_first else grad_x.transpose(1, 0, 2)
         joined = [self._heads_joined(g) for g in grads]  # dq, dk, dv as (N, T, E)
         results = []
         for i, (x, g) in enumerate(zip((xq, xk, xv), joined)):
             rows = slice(i * e, (i + 1) * e)
             flat_g, flat_x = g.reshape(-1, e), x.reshape(-1, e)
-            self.in_proj_weight.grad[rows] += matmul(flat_g.T, flat_x)
+            self.in_proj_weight.grad[rows] += flat_g.T @ flat_x
             if self.in_proj_bias is not None:
                 self.in_proj_bias.grad[rows] += flat_g.sum(axis=0)
             if input_grad:
-                results.append(matmul(flat_g, self.in_proj_weight.data[rows]).reshape(x.shape))
+                results.append((flat_g @ self.in_proj_weight.data[rows]).reshape(x.shape))
         if not input_grad:
             return None
         return tuple(r if self.batch_first else r.transpose(1, 0, 2) for r in results)

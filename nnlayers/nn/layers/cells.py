@@ -14,7 +14,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from ...utils.types import Array
-from ..functional import matmul, sigmoid
+from ..functional import sigmoid
 
 #: What a step keeps for its backward.
 Kept = Tuple[Any, ...]
@@ -32,7 +32,7 @@ class ElmanCell:
     def step(
         self, xp: Array, h: Array, c: Optional[Array], w_hh: Array, b_hh: Optional[Array]
     ) -> Tuple[Array, None, Kept]:
-        a = xp + matmul(h, w_hh.T)
+        a = xp + h @ w_hh.T
         if b_hh is not None:
             a += b_hh
         h_new = np.maximum(a, 0) if self.relu else np.tanh(a)
@@ -43,7 +43,7 @@ class ElmanCell:
     ) -> Tuple[Array, Array, Array, None]:
         (h_new,) = kept
         da = dh * (h_new > 0) if self.relu else dh * (1 - h_new * h_new)  # tanh' = 1 - tanh^2
-        return da, da, matmul(da, w_hh), None  # d(input gates), d(hidden gates), dh_prev
+        return da, da, da @ w_hh, None  # d(input gates), d(hidden gates), dh_prev
 
 
 class LSTMCell:
@@ -61,7 +61,7 @@ class LSTMCell:
         self, xp: Array, h: Array, c: Optional[Array], w_hh: Array, b_hh: Optional[Array]
     ) -> Tuple[Array, Array, Kept]:
         assert c is not None
-        a = matmul(h, w_hh.T)  # the four gates' pre-activations: x W_ih^T + b_ih + h W_hh^T + b_hh
+        a = h @ w_hh.T  # the four gates' pre-activations: x W_ih^T + b_ih + h W_hh^T + b_hh
         a += xp  # (the layer adds b_hh to xp once for every step)
         if b_hh is not None:
             a += b_hh
@@ -92,7 +92,7 @@ class LSTMCell:
         da[:, n : 2 * n] *= dc * c  # through f's sigmoid
         da[:, 2 * n : 3 * n] *= dc * i  # through g's tanh
         da[:, 3 * n :] *= do  # through o's sigmoid
-        return da, da, matmul(da, w_hh), dc * f  # dc_prev = dc' * f
+        return da, da, da @ w_hh, dc * f  # dc_prev = dc' * f
 
 
 class GRUCell:
@@ -109,7 +109,7 @@ class GRUCell:
     def step(
         self, xp: Array, h: Array, c: Optional[Array], w_hh: Array, b_hh: Optional[Array]
     ) -> Tuple[Array, None, Kept]:
-        hp = matmul(h, w_hh.T)
+        hp = h @ w_hh.T
         if b_hh is not None:
             hp += b_hh
         n_ = h.shape[1]
@@ -128,4 +128,4 @@ class GRUCell:
         dar = dan * hn * r * (1 - r)  # n = tanh(... + r * hn), through r's sigmoid
         d_input = np.concatenate([dar, daz, dan], axis=1)
         d_hidden = np.concatenate([dar, daz, dan * r], axis=1)  # hn is multiplied by r
-        return d_input, d_hidden, matmul(d_hidden, w_hh) + dh * z, None
+        return d_input, d_hidden, d_hidden @ w_hh + dh * z, None

@@ -19,7 +19,7 @@ from numpy.typing import DTypeLike
 from ...utils.checks import check_number, check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
 from ..checks import check_float_input
-from ..functional import matmul
+from ..functional import with_blas_threads
 from ..init import drawn
 from ..module import Layer, Parameter
 from .cells import ElmanCell, GRUCell, LSTMCell
@@ -113,6 +113,7 @@ class _Recurrent(Layer):
                 raise ValueError(f"{type(self).__name__} expected an initial state of shape {shape}, got {state.shape}")
         return states[0], (states[1] if len(states) > 1 else None)
 
+    @with_blas_threads
     def forward(self, x: Array, hx: Optional[State] = None, lengths: Any = None) -> Tuple[Array, State]:  # type: ignore[override]
         """Run the sequence ``x``; return ``(output, h_n)`` (LSTM: ``(output, (h_n, c_n))``), as PyTorch.
 
@@ -160,9 +161,7 @@ class _Recurrent(Layer):
         """One direction of one layer over every step: outputs ``(T, N, H)``, final states, and what backward needs."""
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         steps, batch = seq.shape[:2]
-        xp = matmul(seq.reshape(steps * batch, -1), w_ih.data.T).reshape(
-            steps, batch, -1
-        )  # x_t W_ih^T, every t at once
+        xp = (seq.reshape(steps * batch, -1) @ w_ih.data.T).reshape(steps, batch, -1)  # x_t W_ih^T, every t at once
         if b_ih is not None:
             xp += b_ih.data
         b = None if b_hh is None else b_hh.data
@@ -198,12 +197,14 @@ class _Recurrent(Layer):
             return d_out, d_state, None
         return grad, None, None
 
+    @with_blas_threads
     def backward(self, grad_y: Any) -> Array:
         """Backpropagation through time; ``grad_y`` is the gradient of ``output``, or a tuple of those of
         ``output`` and of the final state (either may be ``None``). Returns the input's gradient; the
         initial state's is left in `initial_state_grad`."""
         return self._backward(grad_y, input_grad=True)  # type: ignore[return-value]
 
+    @with_blas_threads
     def backward_params(self, grad_y: Any) -> None:
         self._backward(grad_y, input_grad=False)
 
@@ -287,7 +288,7 @@ class _Recurrent(Layer):
         if b_ih is not None and b_hh is not None:
             b_ih.accumulate(flat_in.sum(axis=0))
             b_hh.accumulate(flat_hid.sum(axis=0))
-        d_x = matmul(flat_in, w_ih.data).reshape(steps, batch, -1) if input_grad else None
+        d_x = (flat_in @ w_ih.data).reshape(steps, batch, -1) if input_grad else None
         return d_x, dh, dc
 
     # --- files and printing --------------------------------------------------------------------

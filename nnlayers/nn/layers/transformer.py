@@ -17,6 +17,7 @@ from numpy.typing import DTypeLike
 from ...utils.checks import check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
 from ..branching import ModuleList
+from ..functional import with_blas_threads
 from ..module import Layer
 from .activation import ReLU
 from .attention import MultiheadAttention
@@ -106,6 +107,7 @@ class TransformerEncoderLayer(Layer):
         grad = self.linear2.backward(self.dropout2.backward(grad))
         return self.linear1.backward(self.activation.backward(self.dropout.backward(grad)))
 
+    @with_blas_threads
     def forward(
         self,
         src: Array,
@@ -124,6 +126,7 @@ class TransformerEncoderLayer(Layer):
         self.save_for_backward(ran=True)
         return x if self.batch_first else x.transpose(1, 0, 2)
 
+    @with_blas_threads
     def backward(self, grad_y: Array) -> Array:
         self.saved("ran")
         grad = np.asarray(grad_y)
