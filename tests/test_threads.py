@@ -73,7 +73,13 @@ def test_blas_is_single_threaded_inside_nnlayers_work_only():
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize(
     "a_shape, b_shape",
-    [((37, 11), (11, 5)), ((3, 200), (200, 4)), ((5, 6), (6, 41)), ((6, 5, 7), (6, 7, 3)), ((2, 3, 9, 4), (2, 3, 4, 5))],
+    [
+        ((37, 11), (11, 5)),
+        ((3, 200), (200, 4)),
+        ((5, 6), (6, 41)),
+        ((6, 5, 7), (6, 7, 3)),
+        ((2, 3, 9, 4), (2, 3, 4, 5)),
+    ],
 )
 def test_split_products_are_numpys_products(split_everything, n_threads, a_shape, b_shape):
     nnlayers.set_num_threads(n_threads)
@@ -161,3 +167,39 @@ def test_a_seeded_run_repeats_exactly_and_one_thread_agrees_with_two(split_every
         np.testing.assert_array_equal(two[key], again[key], err_msg=key)  # the same split, the same sums
         np.testing.assert_allclose(one[key], two[key], rtol=1e-4, atol=1e-5, err_msg=key)  # float32 rounding
     assert any(not np.array_equal(one[k], two[k]) for k in two if two[k].dtype.kind == "f"), "nothing was split"
+
+
+def test_inside_blas_threads_nothing_is_split_and_blas_keeps_its_threads(split_everything):
+    nnlayers.set_num_threads(2)
+    parts = []
+    functions = threads._blas_functions()
+    with threads.blas_threads():
+        threads.for_ranges(10, lambda s, e: parts.append((s, e, functions[1]() if functions else 2)), cost=10**9)
+        np.testing.assert_allclose(F.matmul(np.ones((40, 3)), np.ones((3, 50))), np.full((40, 50), 3.0))
+    assert parts == [(0, 10, 2)]
+
+
+class _Probe(nnlayers.Layer):
+    """Records whether its forward and backward ran with BLAS's own threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list = []
+
+    def forward(self, x):
+        self.seen.append(getattr(threads._inside, "blas_threads", False))
+        return x
+
+    def backward(self, grad_y):
+        self.seen.append(getattr(threads._inside, "blas_threads", False))
+        return grad_y
+
+
+@pytest.mark.parametrize("with_conv", [False, True])
+def test_a_model_without_convolutions_keeps_blas_threads(with_conv):
+    probe = _Probe()
+    layers = [Conv2D(3, 2, 3, rng=0), Flatten()] if with_conv else [Flatten()]
+    model = Sequential([*layers, probe, Dense(2 * 6 * 6 if with_conv else 8 * 8 * 3, 2, rng=1)])
+    y = model(np.ones((2, 8, 8, 3), np.float32))
+    model.backward(np.ones_like(y))
+    assert probe.seen == [not with_conv, not with_conv]

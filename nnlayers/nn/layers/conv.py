@@ -77,6 +77,9 @@ class Conv2D(SpatialLayer):
         (8, 3, 3, 3)
     """
 
+    #: A model holding one splits its work over nnlayers' threads (`nnlayers.utils.threads`)
+    splits_over_threads = True
+
     def __init__(
         self,
         in_channels: int,
@@ -337,6 +340,9 @@ class ConvTranspose2D(SpatialLayer):
         >>> up(np.zeros((1, 5, 5, 8), np.float32)).shape
         (1, 10, 10, 4)
     """
+
+    #: A model holding one splits its work over nnlayers' threads (`nnlayers.utils.threads`)
+    splits_over_threads = True
 
     def __init__(
         self,

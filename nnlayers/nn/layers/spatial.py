@@ -36,5 +36,3 @@ class SpatialLayer(Layer):
     """Base of the layers that take images ``(N, H, W, C)``: `fit` and `predict` give them images, not rows."""
 
     takes_images = True
-    #: A model holding one runs its products on nnlayers' threads (`nnlayers.utils.threads`)
-    splits_over_threads = True
