@@ -12,7 +12,7 @@ that a noisy moment hits them all alike), each timing right after an untimed cal
   bare numpy float32 on ready-made matrices;
 - the peak memory (``VmHWM``) of a process that runs 5 training steps, for each framework.
 
-    python benchmarks/bench_cnn.py [--repeat 7] [--batch-size 64] [--batchnorm]
+    python benchmarks/bench_cnn.py [--repeat 7] [--batch-size 64] [--image-size 64] [--batchnorm]
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ import sys
 sys.path.insert(0, {repo!r})
 sys.path.insert(0, {here!r})
 import bench_cnn
+bench_cnn.SIZE = {size}
 steps = getattr(bench_cnn, {maker!r})({batch_size}, {batchnorm})
 for _ in range(5):
     steps["train"]()
@@ -163,25 +164,30 @@ print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.st
 def peak_memory_mb(maker: str, batch_size: int, batchnorm: bool) -> float:
     here = Path(__file__).resolve().parent
     script = MEMORY_CHILD.format(
-        repo=str(here.parent), here=str(here), maker=maker, batch_size=batch_size, batchnorm=batchnorm
+        repo=str(here.parent), here=str(here), maker=maker, batch_size=batch_size, batchnorm=batchnorm, size=SIZE
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return int(result.stdout.split()[-1]) / 1024
 
 
 def main() -> None:
+    global SIZE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--batchnorm", action="store_true", help="a BatchNorm2D after each convolution")
+    parser.add_argument("--image-size", type=int, default=SIZE, help="square images of this side (a multiple of 8)")
     args = parser.parse_args()
+    if args.image_size < 8 or args.image_size % 8:
+        parser.error(f"--image-size must be a multiple of 8, got {args.image_size}")
+    SIZE = args.image_size
     ours = nnlayers_steps(args.batch_size, args.batchnorm)
     theirs = torch_steps(args.batch_size, args.batchnorm)
     contenders = {"nnlayers train": ours["train"], "nnlayers infer": ours["infer"], "blas": blas_limit(args.batch_size)}
     if theirs is not None:
         contenders.update({"torch train": theirs["train"], "torch infer": theirs["infer"]})
     medians = interleaved_medians(contenders, args.repeat)
-    label = f"CNN 32/64/128{' + BatchNorm' if args.batchnorm else ''}, 64x64x3, batch {args.batch_size}"
+    label = f"CNN 32/64/128{' + BatchNorm' if args.batchnorm else ''}, {SIZE}x{SIZE}x3, batch {args.batch_size}"
     print(f"{label}; median of {args.repeat} rounds")
     print("| | nnlayers | PyTorch | nnlayers / PyTorch | BLAS limit | nnlayers / BLAS |")
     print("|---|---|---|---|---|---|")

@@ -1,11 +1,14 @@
-"""nnlayers' own threads: the large products and element-wise passes of a step split over the cores.
+"""nnlayers' own threads: the work of a convolutional model's step split over the cores.
 
-numpy runs element-wise work on one core, and OpenBLAS's threads keep spinning for a while after
-each product, holding the other cores. So inside nnlayers' work BLAS runs on one thread and
-nnlayers splits the work itself: a product by rows (or by its long inner dimension, the partial
-products added in a fixed order), an element-wise pass by rows, each part on a thread of one small
-pool (numpy releases the GIL inside both). Outside that work BLAS keeps its own setting, so numpy
-products in the user's code are unchanged. Small work runs on the calling thread, unsplit.
+numpy runs element-wise work on one core, and OpenBLAS's threads keep spinning for 0.1 s after
+each product, holding the other cores. So in a model with convolutions BLAS runs on one thread
+inside nnlayers' work, and nnlayers splits the work itself: convolutions in cache-sized blocks
+(`nnlayers.nn.functional.conv2d`), a large product by rows, columns or its long inner dimension
+(the partial products added in a fixed order), an element-wise pass by rows, each part on a thread
+of one small pool (numpy releases the GIL inside both). Outside that work BLAS keeps its own
+setting, so numpy products in the user's code are unchanged. Small work runs on the calling
+thread, unsplit. Work that is mostly products (a model without convolutions, a recurrent or
+attention layer) runs inside `blas_threads`: BLAS's own threads, nothing split.
 
 The thread count is `set_num_threads` or, until it is called, ``NNLAYERS_NUM_THREADS``,
 ``OMP_NUM_THREADS`` or ``OPENBLAS_NUM_THREADS`` (as BLAS reads them), else the usable cores. A
@@ -188,8 +191,9 @@ def matmul(a: Array, b: Array, out: Optional[Array] = None, bias: Optional[Array
     products added in order; else by columns of ``b`` when wider than tall, or by rows of ``a``. A
     stack of large products (3-D and more, one batch shape) is split by its leading axes. Small
     products run on this thread (see `blas_threads`)."""
-    if getattr(_inside, "blas_threads", False) or a.ndim != 2 or b.ndim != 2:
-        out = np.matmul(a, b, out=out) if getattr(_inside, "blas_threads", False) else _stacked(a, b, out)
+    blas_own = getattr(_inside, "blas_threads", False)
+    if blas_own or a.ndim != 2 or b.ndim != 2:
+        out = np.matmul(a, b, out=out) if blas_own else _stacked(a, b, out)
         if bias is not None:
             out += bias
         return out
@@ -197,8 +201,7 @@ def matmul(a: Array, b: Array, out: Optional[Array] = None, bias: Optional[Array
     if out is None:
         out = np.empty((m, n), np.result_type(a, b))
     flops = 2 * m * k * n
-    split = not (getattr(_inside, "active", False) or getattr(_inside, "blas_threads", False))
-    if get_num_threads() < 2 or flops < 2 * MIN_PRODUCT_FLOPS or not split:
+    if get_num_threads() < 2 or flops < 2 * MIN_PRODUCT_FLOPS or getattr(_inside, "active", False):
         _unsplit(a, b, out)
         if bias is not None:
             out += bias
