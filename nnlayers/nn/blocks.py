@@ -16,7 +16,6 @@ from ..utils.checks import check_positive_int, make_rng
 from ..utils.types import Array, RandomSource
 from .container import Sequential
 from .functional import add
-from .fusion import chain
 from .layers.activation import ReLU
 from .layers.conv import Conv2D
 from .layers.normalization import BatchNorm2D
@@ -81,7 +80,7 @@ class BasicBlock(Layer):
         self.relu2 = ReLU()
 
     def forward(self, x: Array) -> Array:
-        body = chain([self.conv2, self.bn2], chain([self.conv1, self.bn1, self.relu1], x))
+        body = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
         shortcut = self.downsample(x) if self.downsample is not None else x
         return self.relu2(add(body, shortcut))
 

@@ -11,7 +11,6 @@ from ..utils.checks import is_int
 from ..utils.memory import keep_freed_memory
 from ..utils.threads import blas_threads
 from ..utils.types import Array
-from .fusion import fusable, run_fused
 from .layers.embedding import Embedding
 from .module import Layer
 
@@ -92,16 +91,9 @@ class Sequential(Layer):
         keep_freed_memory()  # (once) a batch's large arrays reuse the last batch's pages: no page faults
         shapes = []  # each layer's input shape: backward checks the gradients against them
         with self._threads():
-            i = 0
-            while i < len(self._layers):
-                count = 0 if isinstance(x, tuple) else fusable(self._layers, i)
-                if count:  # a convolution and its batch norm on running statistics (and a ReLU): one pass
-                    x, fused_shapes = run_fused(self._layers[i : i + count], x)
-                    shapes += fused_shapes
-                else:
-                    shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)
-                    x = self._layers[i](x)
-                i += max(count, 1)
+            for layer in self._layers:
+                shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)
+                x = layer(x)
         self.save_for_backward(input_shapes=shapes)
         return x
 

@@ -6,7 +6,7 @@ Layers are thin objects over these functions: they call them in ``forward``, kee
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -200,11 +200,9 @@ def conv2d(
     out_hw: Tuple[int, int],
     dilation: Tuple[int, int] = (1, 1),
     bias: Optional[Array] = None,
-    epilogue: Optional[Callable[[int, Array], None]] = None,
 ) -> Array:
     """A convolution of the padded ``xp`` ``(N, Hp, Wp, C)`` as rows ``(N * Ho * Wo, out)``: im2col and one
-    product with ``weight_rows`` ``(kh * kw * C, out)``, block by block, the blocks over the threads.
-    ``epilogue(first_row, block)`` is called on each finished block while it is in the cache."""
+    product with ``weight_rows`` ``(kh * kw * C, out)``, block by block, the blocks over the threads."""
     view = windows(xp, kernel, stride, out_hw, dilation)
     pixels, (rows_k, out_c) = out_hw[0] * out_hw[1], weight_rows.shape
     y = np.empty((len(xp) * pixels, out_c), np.result_type(xp, weight_rows))
@@ -217,8 +215,6 @@ def conv2d(
             np.matmul(cols, weight_rows, out=block)
             if bias is not None:
                 block += bias
-            if epilogue is not None:
-                epilogue(start, block)
 
     for_ranges(len(xp), images, y.size * rows_k // 4)
     return y

@@ -10,7 +10,7 @@ the input (`nnlayers.nn.functional.conv_input_grad`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -18,10 +18,17 @@ from numpy.typing import DTypeLike
 from ...utils.checks import check_positive_int, make_rng
 from ...utils.types import Array, RandomSource
 from ..checks import check_grad_shape
-from ..functional import PADDING_MODES, column_sums, conv2d, conv2d_weight_grad, conv_input_grad
-
-# isort: split
-from ..functional import im2col, matmul, output_size, pad_hw
+from ..functional import (
+    PADDING_MODES,
+    column_sums,
+    conv2d,
+    conv2d_weight_grad,
+    conv_input_grad,
+    im2col,
+    matmul,
+    output_size,
+    pad_hw,
+)
 from ..init import Initializer, initial_weights
 from ..module import Parameter
 from .spatial import IntPair, SpatialLayer, _check_images, _pair
@@ -142,15 +149,10 @@ class Conv2D(SpatialLayer):
         """im2col's rows as ``(rows, kh * kw, groups, in / groups)``: each group's inputs apart."""
         return cols.reshape(len(cols), -1, self.groups, self.in_channels // self.groups)
 
-    def output_hw(self, hw: Tuple[int, int]) -> Tuple[int, int]:
-        """The output's height and width for an input of ``hw``."""
-        k, s, p, d = self.kernel_size, self.stride, self.padding, self.dilation
-        return output_size(hw[0], k[0], s[0], p[0], d[0]), output_size(hw[1], k[1], s[1], p[1], d[1])
-
-    def forward(self, x: Array, epilogue: Optional[Callable[[int, Array], None]] = None) -> Array:
-        """The convolution of ``x``; ``epilogue`` (see `nnlayers.nn.fusion`) sees each block of output rows."""
+    def forward(self, x: Array) -> Array:
         x = _check_images(self, x, self.in_channels, self.weight.dtype)
-        ho, wo = self.output_hw(x.shape[1:3])
+        ho = output_size(x.shape[1], self.kernel_size[0], self.stride[0], self.padding[0], self.dilation[0])
+        wo = output_size(x.shape[2], self.kernel_size[1], self.stride[1], self.padding[1], self.dilation[1])
         if ho < 1 or wo < 1:
             raise ValueError(
                 f"{self} got images of {x.shape[1]}x{x.shape[2]}, smaller than its kernel {self.kernel_size}"
@@ -159,9 +161,7 @@ class Conv2D(SpatialLayer):
         y_shape = (x.shape[0], ho, wo, self.out_channels)
         if self.groups == 1:  # every output pixel of every filter: im2col and one product, block by block
             xp = pad_hw(x, self.padding, mode=self.padding_mode)
-            y = conv2d(
-                xp, self._weight_matrix(), self.kernel_size, self.stride, (ho, wo), self.dilation, bias, epilogue
-            )
+            y = conv2d(xp, self._weight_matrix(), self.kernel_size, self.stride, (ho, wo), self.dilation, bias)
             self.save_for_backward(xp=xp, x_shape=x.shape, y_shape=y_shape)
             return y.reshape(y_shape)
         # one product per group, of its own input channels
@@ -170,8 +170,6 @@ class Conv2D(SpatialLayer):
         y = y.reshape(len(cols), self.out_channels)
         if bias is not None:
             y += bias
-        if epilogue is not None:
-            epilogue(0, y)
         self.save_for_backward(cols=cols, x_shape=x.shape, y_shape=y_shape)
         return y.reshape(y_shape)
 
@@ -280,11 +278,11 @@ class Conv1D(Conv2D):
     def _kernel(self) -> Array:
         return self.weight.data[:, :, None, :]  # a view with a height of one
 
-    def forward(self, x: Array, epilogue: Optional[Callable[[int, Array], None]] = None) -> Array:
+    def forward(self, x: Array) -> Array:
         x = np.asarray(x)
         if x.ndim != 3 or x.shape[2] != self.in_channels:
             raise ValueError(f"{self} expected sequences (N, L, {self.in_channels}), channels last, got {x.shape}")
-        y = super().forward(x[:, None], epilogue)
+        y = super().forward(x[:, None])
         return y[:, 0]
 
     def backward(self, grad_y: Array) -> Array:

@@ -120,32 +120,19 @@ class _BatchNorm(Layer):
             var = row_sums(len(rows), centre, rows.size) / len(rows)  # biased, for normalising
             if self.training and self.track_running_stats:
                 self._update_running(mean, var, len(rows))
-        else:  # the running statistics: a per-channel scale and offset
-            scale, offset = self.running_affine(rows.dtype)
-            out = elementwise(_scale_shift(scale, offset), np.empty_like(rows), rows)
-            self.keep_running(rows, np.shape(x))
-            return out.astype(out_dtype, copy=False).reshape(np.shape(x))
+        else:
+            mean, var, centred = self.running_mean, self.running_var, None
         inv_std = (1.0 / np.sqrt(var + self.eps)).astype(rows.dtype)
         scale = inv_std * self.weight.data if self.weight is not None else inv_std
         shift = self.bias.data if self.bias is not None else 0
         # y = (x - mean) * inv_std * weight + bias, as few passes over the activations as possible
-        out = centred  # the output takes the centred values' memory: backward needs x and the mean only
-        elementwise(_scale_shift(scale, shift), out, centred)
-        self.save_for_backward(rows=rows, mean=mean, inv_std=inv_std, batch_stats=True, x_shape=np.shape(x))
+        if centred is not None:
+            out = centred  # the output takes the centred values' memory: backward needs x and the mean only
+            elementwise(_scale_shift(scale, shift), out, centred)
+        else:
+            out = elementwise(_scale_shift(scale, shift - mean * scale), np.empty_like(rows), rows)
+        self.save_for_backward(rows=rows, mean=mean, inv_std=inv_std, batch_stats=batch_stats, x_shape=np.shape(x))
         return out.astype(out_dtype, copy=False).reshape(np.shape(x))
-
-    def running_affine(self, dtype: DTypeLike) -> Tuple[Array, Array]:
-        """Normalising by the running statistics as ``x * scale + offset`` per channel."""
-        scale = inv_std = (1.0 / np.sqrt(self.running_var + self.eps)).astype(dtype)
-        if self.weight is not None:
-            scale = inv_std * self.weight.data
-        shift = self.bias.data if self.bias is not None else 0
-        return scale, shift - self.running_mean * scale
-
-    def keep_running(self, rows: Array, x_shape: Tuple[int, ...]) -> None:
-        """Keep what backward needs after normalising ``rows`` by the running statistics."""
-        inv_std = (1.0 / np.sqrt(self.running_var + self.eps)).astype(rows.dtype)
-        self.save_for_backward(rows=rows, mean=self.running_mean, inv_std=inv_std, batch_stats=False, x_shape=x_shape)
 
     def _update_running(self, mean: Array, var: Array, count: int) -> None:
         self.num_batches_tracked += 1
