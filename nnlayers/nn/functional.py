@@ -6,13 +6,12 @@ Layers are thin objects over these functions: they call them in ``forward``, kee
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ..utils.threads import blas_threads as blas_threads  # the threads' entry points, for the layers
-from ..utils.threads import elementwise as elementwise
+from ..utils.threads import elementwise as elementwise  # the threads' entry points, for the layers
 from ..utils.threads import for_ranges as for_ranges
 from ..utils.threads import matmul as matmul
 from ..utils.threads import row_sums as row_sums
@@ -192,6 +191,17 @@ def _blocks(
     return [(i, i + 1, r, min(r + rows, ho)) for i in range(first, last) for r in range(0, ho, rows)]
 
 
+def _im2col_blocks(
+    view: Array, first: int, last: int, out_hw: Tuple[int, int], weight_bytes: int
+) -> Iterator[Tuple[int, Array]]:
+    """Images ``first:last`` of a `windows` view as blocks of im2col rows (see `_blocks`): each block's
+    first output row and the rows themselves, copied into one contiguous array."""
+    rows_k = view.shape[3] * view.shape[4] * view.shape[5]
+    for i0, i1, r0, r1 in _blocks(first, last, out_hw, rows_k * view.itemsize, weight_bytes):
+        start = (i0 * out_hw[0] + r0) * out_hw[1]
+        yield start, np.ascontiguousarray(view[i0:i1, r0:r1]).reshape(-1, rows_k)
+
+
 def conv2d(
     xp: Array,
     weight_rows: Array,
@@ -204,19 +214,16 @@ def conv2d(
     """A convolution of the padded ``xp`` ``(N, Hp, Wp, C)`` as rows ``(N * Ho * Wo, out)``: im2col and one
     product with ``weight_rows`` ``(kh * kw * C, out)``, block by block, the blocks over the threads."""
     view = windows(xp, kernel, stride, out_hw, dilation)
-    pixels, (rows_k, out_c) = out_hw[0] * out_hw[1], weight_rows.shape
-    y = np.empty((len(xp) * pixels, out_c), np.result_type(xp, weight_rows))
+    y = np.empty((len(xp) * out_hw[0] * out_hw[1], weight_rows.shape[1]), np.result_type(xp, weight_rows))
 
     def images(first: int, last: int) -> None:
-        for i0, i1, r0, r1 in _blocks(first, last, out_hw, rows_k * xp.itemsize, weight_rows.nbytes):
-            cols = np.ascontiguousarray(view[i0:i1, r0:r1]).reshape(-1, rows_k)
-            start = i0 * pixels + r0 * out_hw[1]
+        for start, cols in _im2col_blocks(view, first, last, out_hw, weight_rows.nbytes):
             block = y[start : start + len(cols)]
             np.matmul(cols, weight_rows, out=block)
             if bias is not None:
                 block += bias
 
-    for_ranges(len(xp), images, y.size * rows_k // 4)
+    for_ranges(len(xp), images, y.size * weight_rows.shape[0] // 4)
     return y
 
 
@@ -231,13 +238,11 @@ def conv2d_weight_grad(
     """``im2col(x).T @ grad`` ``(kh * kw * C, out)``, the weight gradient, block by block (the im2col
     rows made again, in the cache, instead of kept from the forward); each thread's sum added in order."""
     view = windows(xp, kernel, stride, out_hw, dilation)
-    pixels, rows_k = out_hw[0] * out_hw[1], kernel[0] * kernel[1] * xp.shape[3]
+    rows_k = kernel[0] * kernel[1] * xp.shape[3]
 
     def images(first: int, last: int) -> Array:
         total = np.zeros((rows_k, grad.shape[1]), grad.dtype)
-        for i0, i1, r0, r1 in _blocks(first, last, out_hw, rows_k * xp.itemsize, total.nbytes):
-            cols = np.ascontiguousarray(view[i0:i1, r0:r1]).reshape(-1, rows_k)
-            start = i0 * pixels + r0 * out_hw[1]
+        for start, cols in _im2col_blocks(view, first, last, out_hw, total.nbytes):
             total += cols.T @ grad[start : start + len(cols)]
         return total
 

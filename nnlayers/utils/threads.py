@@ -188,12 +188,11 @@ def row_sums(n_items: int, work: Callable[[int, int], Array], cost: int) -> Arra
 def matmul(a: Array, b: Array, out: Optional[Array] = None, bias: Optional[Array] = None) -> Array:
     """``a @ b (+ bias)``. A large product of 2-D arrays is split over the threads, BLAS on one thread in
     each: for a short wide ``a`` by a tall ``b`` (a weight gradient) by the inner dimension, the partial
-    products added in order; else by columns of ``b`` when wider than tall, or by rows of ``a``. A
-    stack of large products (3-D and more, one batch shape) is split by its leading axes. Small
-    products run on this thread (see `blas_threads`)."""
+    products added in order; else by columns of ``b`` when wider than tall, or by rows of ``a``. Small
+    products and stacks of products (3-D and more) run on this thread (see `blas_threads`)."""
     blas_own = getattr(_inside, "blas_threads", False)
     if blas_own or a.ndim != 2 or b.ndim != 2:
-        out = np.matmul(a, b, out=out) if blas_own else _stacked(a, b, out)
+        out = np.matmul(a, b, out=out) if blas_own else _unsplit(a, b, out)
         if bias is not None:
             out += bias
         return out
@@ -262,19 +261,6 @@ def with_blas_threads(method: F) -> F:
             return method(*args, **kwargs)
 
     return cast(F, wrapped)
-
-
-def _stacked(a: Array, b: Array, out: Optional[Array]) -> Array:
-    """``np.matmul`` of stacks of one batch shape, the stack split over the threads; others unsplit."""
-    small = 2 * a.size * b.shape[-1] < 2 * MIN_PRODUCT_FLOPS or get_num_threads() < 2
-    if small or a.ndim < 3 or a.shape[:-2] != b.shape[:-2] or (out is not None and not out.flags.c_contiguous):
-        return _unsplit(a, b, out)
-    shape = (*a.shape[:-1], b.shape[-1])
-    out = np.empty(shape, np.result_type(a, b)) if out is None else out
-    a3, b3, o3 = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]), out.reshape(-1, *shape[-2:])
-    cost = 2 * a.size * b.shape[-1] * MIN_ELEMENTS // MIN_PRODUCT_FLOPS
-    for_ranges(len(a3), lambda s, e: np.matmul(a3[s:e], b3[s:e], out=o3[s:e]), cost)
-    return out
 
 
 def elementwise(work: Callable[..., Any], out: Array, *inputs: Array) -> Array:

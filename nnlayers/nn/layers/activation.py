@@ -110,7 +110,6 @@ class ReLU(Activation):
 
     def backward(self, grad_y: Array) -> Array:
         grad_y, y = self._grad(grad_y)
-        grad_y = np.asarray(grad_y)
         return elementwise(_relu_grad, np.empty(y.shape, grad_y.dtype), grad_y, y)
 
 

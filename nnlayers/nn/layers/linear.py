@@ -94,9 +94,7 @@ class Dense(Layer):
     def backward(self, grad_y: Array) -> Array:
         self.backward_params(grad_y)
         grad = np.asarray(grad_y, dtype=self.weight.data.dtype)
-        rows = matmul(
-            grad.reshape(-1, self.out_features), self.weight.data
-        )  # seed: W2.T dZ2 (one product for every step)
+        rows = matmul(grad.reshape(-1, self.out_features), self.weight.data)  # seed: W2.T dZ2, every step
         return rows.reshape(*grad.shape[:-1], self.in_features)
 
     def get_config(self) -> Dict[str, Any]:
