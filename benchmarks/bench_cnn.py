@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nnlayers import SGD, BatchNorm2D, BCEWithLogitsLoss, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential  # noqa: E402
+from nnlayers import SGD, BatchNorm2D, BCEWithLogitsLoss, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, no_grad  # noqa: E402
 
 CHANNELS = (32, 64, 128)
 SIZE = 64
@@ -82,7 +82,8 @@ def nnlayers_steps(batch_size: int, batchnorm: bool) -> Dict[str, Callable[[], N
 
     def infer() -> None:
         model.eval()
-        model(x)
+        with no_grad():  # as torch.no_grad below: nothing kept for backward, convolution and batch norm fused
+            model(x)
 
     return {"train": train, "infer": infer}
 

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from nnlayers import AdamW, BCEWithLogitsLoss  # noqa: E402
+from nnlayers import AdamW, BCEWithLogitsLoss, no_grad  # noqa: E402
 from nnlayers.models import resnet  # noqa: E402
 
 WIDTHS = (32, 64, 128, 256)
@@ -70,7 +70,8 @@ def main() -> None:
 
     def ours_infer() -> None:
         ours.eval()
-        ours(x)
+        with no_grad():  # as torch.no_grad below: nothing kept for backward, convolution and batch norm fused
+            ours(x)
 
     def theirs_infer() -> None:
         theirs.eval()

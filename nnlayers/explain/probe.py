@@ -17,6 +17,7 @@ from ..data.batching import iter_batches
 from ..data.image import load_images
 from ..nn.container import Sequential, evaluation_mode
 from ..nn.functional import sigmoid, softmax
+from ..nn.grad_mode import no_grad
 from ..nn.layers.activation import Sigmoid, Softmax
 from ..nn.module import Layer
 from ..nn.structure import flattens_input, last_layer
@@ -173,7 +174,7 @@ def targets_of(target: Target, rows: slice) -> Target:
 def classified(model: Layer, x: Array, target: Target = None, batch_size: int = 32) -> Tuple[Array, np.ndarray]:
     """``(class probabilities (N, K), the class to explain of each image (N,))``, batch by batch."""
     tables, classes = [], []
-    with Probe(model) as probe:
+    with Probe(model) as probe, no_grad():  # predictions only: nothing kept for a backward
         for rows in batched(len(x), batch_size):
             raw = probe.outputs(x[rows])
             tables.append(probe.probabilities(raw))

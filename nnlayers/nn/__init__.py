@@ -4,6 +4,7 @@ and the pure array math they share (`nnlayers.nn.functional`). Knows nothing of 
 from .blocks import BasicBlock
 from .branching import Add, Concat, Identity, ModuleList, Residual
 from .container import Sequential, evaluation_mode
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .layers import (
     ELU,
     GELU,
@@ -109,5 +110,9 @@ __all__ = [
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "Upsample2D",
+    "enable_grad",
     "evaluation_mode",
+    "is_grad_enabled",
+    "no_grad",
+    "set_grad_enabled",
 ]

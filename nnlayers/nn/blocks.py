@@ -16,6 +16,7 @@ from ..utils.checks import check_positive_int, make_rng
 from ..utils.types import Array, RandomSource
 from .container import Sequential
 from .functional import add
+from .fusion import can_fuse, conv_bn
 from .layers.activation import ReLU
 from .layers.conv import Conv2D
 from .layers.normalization import BatchNorm2D
@@ -80,9 +81,18 @@ class BasicBlock(Layer):
         self.relu2 = ReLU()
 
     def forward(self, x: Array) -> Array:
+        if self._fusable(x):  # a prediction (`no_grad`): each convolution with its batch norm in one pass
+            h = conv_bn(self.conv1, self.bn1, x, relu=True)
+            shortcut = self.downsample(x) if self.downsample is not None else x
+            return conv_bn(self.conv2, self.bn2, h, relu=True, residual=shortcut)
         body = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
         shortcut = self.downsample(x) if self.downsample is not None else x
         return self.relu2(add(body, shortcut))
+
+    def _fusable(self, x: Array) -> bool:
+        same_dtype = getattr(x, "dtype", None) == self.conv1.weight.dtype  # else the sum is in the wider dtype
+        fusable = can_fuse(self.conv1, self.bn1, self.relu1) and can_fuse(self.conv2, self.bn2, self.relu2)
+        return fusable and same_dtype
 
     def _backward(self, grad_y: Array, input_grad: bool) -> Optional[Array]:
         g = self.relu2.backward(grad_y)  # the sum passes its gradient to both paths unchanged

@@ -11,6 +11,8 @@ from ..utils.checks import is_int
 from ..utils.memory import keep_freed_memory
 from ..utils.threads import blas_threads
 from ..utils.types import Array
+from .fusion import chain
+from .grad_mode import is_grad_enabled
 from .layers.embedding import Embedding
 from .module import Layer
 
@@ -91,9 +93,12 @@ class Sequential(Layer):
         keep_freed_memory()  # (once) a batch's large arrays reuse the last batch's pages: no page faults
         shapes = []  # each layer's input shape: backward checks the gradients against them
         with self._threads():
-            for layer in self._layers:
-                shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)
-                x = layer(x)
+            if is_grad_enabled():
+                for layer in self._layers:
+                    shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)
+                    x = layer(x)
+            else:  # a prediction: nothing to keep, and convolutions may fuse
+                x = chain(self._layers, x)
         self.save_for_backward(input_shapes=shapes)
         return x
 

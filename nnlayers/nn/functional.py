@@ -6,7 +6,7 @@ Layers are thin objects over these functions: they call them in ``forward``, kee
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -210,11 +210,15 @@ def conv2d(
     out_hw: Tuple[int, int],
     dilation: Tuple[int, int] = (1, 1),
     bias: Optional[Array] = None,
+    then: Optional[Callable[[Array, slice], None]] = None,
 ) -> Array:
     """A convolution of the padded ``xp`` ``(N, Hp, Wp, C)`` as rows ``(N * Ho * Wo, out)``: im2col and one
-    product with ``weight_rows`` ``(kh * kw * C, out)``, block by block, the blocks over the threads."""
+    product with ``weight_rows`` ``(kh * kw * C, out)``, block by block, the blocks over the threads.
+    ``then(rows, where)``, if given, finishes each thread's output rows ``y[where]`` in place, on that
+    thread, while they are still in the cache (`nnlayers.nn.fusion`: a shift, a residual sum, a ReLU)."""
     view = windows(xp, kernel, stride, out_hw, dilation)
-    y = np.empty((len(xp) * out_hw[0] * out_hw[1], weight_rows.shape[1]), np.result_type(xp, weight_rows))
+    per_image = out_hw[0] * out_hw[1]
+    y = np.empty((len(xp) * per_image, weight_rows.shape[1]), np.result_type(xp, weight_rows))
 
     def images(first: int, last: int) -> None:
         for start, cols in _im2col_blocks(view, first, last, out_hw, weight_rows.nbytes):
@@ -222,6 +226,9 @@ def conv2d(
             np.matmul(cols, weight_rows, out=block)
             if bias is not None:
                 block += bias
+        if then is not None:
+            where = slice(first * per_image, last * per_image)
+            then(y[where], where)
 
     for_ranges(len(xp), images, y.size * weight_rows.shape[0] // 4)
     return y

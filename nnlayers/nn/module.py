@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from ..utils.threads import matmul
 from ..utils.types import Array
+from .grad_mode import is_grad_enabled
 
 
 class Parameter:
@@ -100,12 +101,14 @@ def _check_name(owner: Layer, kind: str, name: Any) -> None:
     if not name:
         raise ValueError(f"{type(owner).__name__}.register_{kind}: the name must not be empty")
     if "." in name:
-        raise ValueError(
-            f"{type(owner).__name__}.register_{kind}: name {name!r} contains '.', which separates the parts of "
-            "state-dict keys; use '_' instead"
-        )
+        raise ValueError(f"{type(owner).__name__}.register_{kind}: name {name!r} contains '.', which separates "
+                         "the parts of state-dict keys; use '_' instead")  # fmt: skip
     if name in owner.__dict__ or hasattr(type(owner), name):
         raise ValueError(f"{type(owner).__name__}.register_{kind}: the name {name!r} is already used in this layer")
+
+
+_NOTHING_KEPT: Dict[str, Any] = {}  # what a forward inside `no_grad` saves
+_AFTER_NO_GRAD = "after a forward inside nnlayers.no_grad(), which keeps nothing for backward"
 
 
 class Layer:
@@ -340,26 +343,23 @@ class Layer:
         """Keep what `backward` needs, by name; each call replaces what the previous one kept.
 
         The seed's ``cache``, split per layer: call it in ``forward`` and read the values back
-        with `saved` in ``backward``.
+        with `saved` in ``backward``. Inside `no_grad` nothing is kept.
         """
-        self.__dict__["_saved"] = values
+        self.__dict__["_saved"] = values if is_grad_enabled() else _NOTHING_KEPT
 
     def saved(self, *names: str) -> Any:
         """What `save_for_backward` kept: one value for one name, a tuple for several.
 
         Raises:
-            RuntimeError: ``forward`` has not run since the layer was made (``backward`` before
-                ``forward``).
+            RuntimeError: ``forward`` has not run since the layer was made, or ran inside `no_grad`.
         """
-        kept = self.__dict__.get("_saved")
-        if kept is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
+        kept, name = self.__dict__.get("_saved"), type(self).__name__
+        if kept is None or kept is _NOTHING_KEPT:
+            raise RuntimeError(f"{name}.backward() called " + ("before forward()" if kept is None else _AFTER_NO_GRAD))
         try:
-            values = tuple(kept[name] for name in names)
+            values = tuple(kept[key] for key in names)
         except KeyError as missing:
-            raise KeyError(
-                f"{type(self).__name__}.forward() did not save {missing} (it saved {sorted(kept)})"
-            ) from None
+            raise KeyError(f"{name}.forward() did not save {missing} (it saved {sorted(kept)})") from None
         return values[0] if len(values) == 1 else values
 
     # --- state -----------------------------------------------------------------------------------

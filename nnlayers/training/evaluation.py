@@ -13,6 +13,7 @@ from ..data.sources import Data, as_subset, check_labels
 from ..data.splits import Subset
 from ..nn.container import evaluation_mode
 from ..nn.functional import sigmoid, softmax
+from ..nn.grad_mode import no_grad
 from ..nn.layers.activation import Sigmoid, Softmax
 from ..nn.losses import CrossEntropyLoss, Loss, loss_for
 from ..nn.module import Layer
@@ -34,7 +35,7 @@ def _forward(model: Layer, data: Subset, batch_size: Optional[int]) -> Array:
         data.x, data.indices, inference_batch(model, batch_size), dtype=dtype, flatten=flattens_input(model),
         reuse_buffer=True,
     )  # fmt: skip
-    with evaluation_mode(model):  # copies: the input buffer is reused, and an output may be a view of it
+    with evaluation_mode(model), no_grad():  # copies: the input buffer is reused, and an output may be a view of it
         outputs = [np.array(model(xb)) for xb, _ in batches]
     return np.concatenate(outputs) if outputs else np.zeros((0, 1), dtype)
 

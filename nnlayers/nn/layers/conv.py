@@ -149,14 +149,18 @@ class Conv2D(SpatialLayer):
         """im2col's rows as ``(rows, kh * kw, groups, in / groups)``: each group's inputs apart."""
         return cols.reshape(len(cols), -1, self.groups, self.in_channels // self.groups)
 
-    def forward(self, x: Array) -> Array:
+    def _checked(self, x: Array) -> Tuple[Array, Tuple[int, int]]:
+        """``x`` checked and cast to the weight's dtype, and the output's height and width."""
         x = _check_images(self, x, self.in_channels, self.weight.dtype)
         ho = output_size(x.shape[1], self.kernel_size[0], self.stride[0], self.padding[0], self.dilation[0])
         wo = output_size(x.shape[2], self.kernel_size[1], self.stride[1], self.padding[1], self.dilation[1])
         if ho < 1 or wo < 1:
-            raise ValueError(
-                f"{self} got images of {x.shape[1]}x{x.shape[2]}, smaller than its kernel {self.kernel_size}"
-            )
+            size = f"{x.shape[1]}x{x.shape[2]}"
+            raise ValueError(f"{self} got images of {size}, smaller than its kernel {self.kernel_size}")
+        return x, (ho, wo)
+
+    def forward(self, x: Array) -> Array:
+        x, (ho, wo) = self._checked(x)
         bias = self.bias.data if self.bias is not None else None
         y_shape = (x.shape[0], ho, wo, self.out_channels)
         if self.groups == 1:  # every output pixel of every filter: im2col and one product, block by block

@@ -1,0 +1,89 @@
+"""A convolution and the batch norm after it as one pass, for predictions (`no_grad`, evaluation mode).
+
+In evaluation a batch norm is a fixed map per channel, ``y * scale + shift`` with
+``scale = weight / sqrt(running_var + eps)`` and ``shift = bias - running_mean * scale``. After a
+convolution it folds into it: the same convolution with each output channel's weights multiplied
+by its ``scale``, and ``shift`` added to the output. Each thread adds the shift (and a residual
+block's shortcut, and applies the ReLU) to its own output rows right after their products, while
+they are in the cache: three or four layers cost one pass and one hand-off to the threads.
+The numbers are the layers' one by one up to rounding (the folded weights are rounded once more).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..utils.types import Array
+from .functional import conv2d, pad_hw
+from .grad_mode import is_grad_enabled
+from .layers.activation import ReLU
+from .layers.conv import Conv2D
+from .layers.normalization import BatchNorm2D
+from .module import Layer
+
+
+def can_fuse(conv: Any, norm: Any, relu: Any = None) -> bool:
+    """Whether ``conv -> norm (-> relu)`` may run as one pass: inside `no_grad`, the built-in classes
+    themselves (a subclass may change the maths, a probe may replace an instance's ``forward``), in
+    evaluation mode with running statistics, an ungrouped convolution, one float32 or float64 dtype."""
+    pairs: List[Tuple[Any, type]] = [(conv, Conv2D), (norm, BatchNorm2D)] + ([(relu, ReLU)] if relu is not None else [])
+    if is_grad_enabled() or not all(
+        not layer.training and type(layer) is cls and "forward" not in vars(layer) for layer, cls in pairs
+    ):
+        return False
+    dtype = conv.weight.dtype
+    return (
+        conv.groups == 1
+        and norm.track_running_stats
+        and norm.num_features == conv.out_channels
+        and norm.running_mean.dtype == dtype
+        and dtype in (np.float32, np.float64)
+    )
+
+
+def folded_batchnorm(norm: BatchNorm2D) -> Tuple[Array, Array]:
+    """The evaluation-mode batch norm as ``(scale, shift)`` per channel (the layer's own formula)."""
+    inv_std = (1.0 / np.sqrt(norm.running_var + norm.eps)).astype(norm.running_var.dtype)
+    scale = inv_std * norm.weight.data if norm.weight is not None else inv_std
+    shift = (norm.bias.data if norm.bias is not None else 0) - norm.running_mean * scale
+    return scale, shift
+
+
+def conv_bn(conv: Conv2D, norm: BatchNorm2D, x: Array, relu: bool = False, residual: Optional[Array] = None) -> Array:
+    """``norm(conv(x))``, plus ``residual`` if given, through a ReLU if ``relu``: in one pass (see above)."""
+    x, out_hw = conv._checked(x)
+    out_shape = (len(x), *out_hw, conv.out_channels)
+    scale, shift = folded_batchnorm(norm)
+    if conv.bias is not None:
+        shift = shift + conv.bias.data * scale
+    if residual is not None and np.shape(residual) != out_shape:
+        raise ValueError(f"{conv} -> {norm}: the residual has shape {np.shape(residual)}, the output {out_shape}")
+    shortcut = None if residual is None else np.asarray(residual).reshape(-1, conv.out_channels)
+
+    def finish(rows: Array, where: slice) -> None:
+        rows += shift
+        if shortcut is not None:
+            rows += shortcut[where]
+        if relu:
+            np.maximum(rows, 0, out=rows)
+
+    xp = pad_hw(x, conv.padding, mode=conv.padding_mode)
+    weight = conv._weight_matrix() * scale  # each output channel's column times its scale
+    y = conv2d(xp, weight, conv.kernel_size, conv.stride, out_hw, conv.dilation, then=finish)
+    return y.reshape(out_shape)
+
+
+def chain(layers: Sequence[Layer], x: Any) -> Any:
+    """``x`` through ``layers`` in order, each ``Conv2D -> BatchNorm2D (-> ReLU)`` that `can_fuse` as one pass."""
+    i = 0
+    while i < len(layers):
+        if i + 1 < len(layers) and can_fuse(layers[i], layers[i + 1]):
+            relu = i + 2 < len(layers) and can_fuse(layers[i], layers[i + 1], layers[i + 2])
+            x = conv_bn(layers[i], layers[i + 1], x, relu=relu)  # type: ignore[arg-type]
+            i += 3 if relu else 2
+        else:
+            x = layers[i](x)
+            i += 1
+    return x
