@@ -45,10 +45,8 @@ def can_fuse(conv: Any, norm: Any, relu: Any = None) -> bool:
 
 def folded_batchnorm(norm: BatchNorm2D) -> Tuple[Array, Array]:
     """The evaluation-mode batch norm as ``(scale, shift)`` per channel (the layer's own formula)."""
-    inv_std = (1.0 / np.sqrt(norm.running_var + norm.eps)).astype(norm.running_var.dtype)
-    scale = inv_std * norm.weight.data if norm.weight is not None else inv_std
-    shift = (norm.bias.data if norm.bias is not None else 0) - norm.running_mean * scale
-    return scale, shift
+    _, scale, offset = norm._normalisation(norm.running_var, norm.running_var.dtype)
+    return scale, offset - norm.running_mean * scale
 
 
 def conv_bn(conv: Conv2D, norm: BatchNorm2D, x: Array, relu: bool = False, residual: Optional[Array] = None) -> Array:

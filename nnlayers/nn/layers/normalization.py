@@ -122,9 +122,7 @@ class _BatchNorm(Layer):
                 self._update_running(mean, var, len(rows))
         else:
             mean, var, centred = self.running_mean, self.running_var, None
-        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(rows.dtype)
-        scale = inv_std * self.weight.data if self.weight is not None else inv_std
-        shift = self.bias.data if self.bias is not None else 0
+        inv_std, scale, shift = self._normalisation(var, rows.dtype)
         # y = (x - mean) * inv_std * weight + bias, as few passes over the activations as possible
         if centred is not None:
             out = centred  # the output takes the centred values' memory: backward needs x and the mean only
@@ -133,6 +131,12 @@ class _BatchNorm(Layer):
             out = elementwise(_scale_shift(scale, shift - mean * scale), np.empty_like(rows), rows)
         self.save_for_backward(rows=rows, mean=mean, inv_std=inv_std, batch_stats=batch_stats, x_shape=np.shape(x))
         return out.astype(out_dtype, copy=False).reshape(np.shape(x))
+
+    def _normalisation(self, var: Array, dtype: np.dtype) -> Tuple[Array, Array, Any]:
+        """``(inv_std, scale, offset)`` per channel, with which ``y = (x - mean) * scale + offset``."""
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(dtype)
+        scale = inv_std * self.weight.data if self.weight is not None else inv_std
+        return inv_std, scale, self.bias.data if self.bias is not None else 0
 
     def _update_running(self, mean: Array, var: Array, count: int) -> None:
         self.num_batches_tracked += 1
