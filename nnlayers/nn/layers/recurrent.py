@@ -1,11 +1,12 @@
 """Recurrent layers, `RNN`, `LSTM` and `GRU`, with backpropagation through time written out.
 
-The cells' equations are in `nnlayers.nn.layers.cells`; this module runs them over time, layers
-and directions. Forward: the input's share of every gate is one matrix product for all the steps;
-then each step adds ``h @ W_hh.T`` and applies the cell. Backward runs the steps in reverse: at
-step ``t`` the gradient of ``h_t`` is what the output at ``t`` receives plus what step ``t + 1``
-sends back through ``W_hh``. Every step's gate gradients are kept, so the weight gradients are
-again one product each (``dW_ih = dG^T X``, ``dW_hh = dG^T H_prev``).
+The cells' equations and their loops over time are in `nnlayers.nn.layers.cells`; this module runs
+them over layers and directions. Forward: the input's share of every gate is one matrix product for
+all the steps; then the cell's steps add ``h @ W_hh.T`` and apply the gates. Backward: the cell
+walks the steps in reverse (at step ``t`` the gradient of ``h_t`` is what the output at ``t``
+receives plus what step ``t + 1`` sends back through ``W_hh``) and keeps every step's gate
+gradients, so the weight gradients are again one product each (``dW_ih = dG^T X``,
+``dW_hh = dG^T H_prev``).
 """
 
 from __future__ import annotations
@@ -161,30 +162,10 @@ class _Recurrent(Layer):
         """One direction of one layer over every step: outputs ``(T, N, H)``, final states, and what backward needs."""
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         steps, batch = seq.shape[:2]
-        xp = (seq.reshape(steps * batch, -1) @ w_ih.data.T).reshape(steps, batch, -1)  # x_t W_ih^T, every t at once
-        if b_ih is not None:
-            xp += b_ih.data
-        b = None if b_hh is None else b_hh.data
-        if b is not None and not isinstance(self.cell, GRUCell):  # both biases add to every step: once, here
-            xp += b
-            b = None
-        out = np.empty((steps, batch, self.hidden_size), seq.dtype)
-        prev_h = np.empty_like(out)  # the state each step starts from: dW_hh = sum_t dG_t^T h_{t-1}
-        prev_c, kept = [], []
+        biases = [None if bias is None else bias.data for bias in (b_ih, b_hh)]
+        xp, b = self.cell.input_share(seq, w_ih.data, *biases)
         order = range(steps - 1, -1, -1) if direction else range(steps)
-        for t in order:
-            prev_h[t] = h
-            prev_c.append(c)
-            h_new, c_new, cell_kept = self.cell.step(xp[t], h, c, w_hh.data, b)
-            kept.append(cell_kept)
-            if mask is None:
-                h, c = h_new, c_new
-                out[t] = h_new
-            else:  # padding: the state passes through unchanged and the output is zero
-                h = np.where(mask[t], h_new, h)
-                c = None if c is None else np.where(mask[t], c_new, c)
-                out[t] = h_new * mask[t]
-        return out, h, c, (list(order), prev_h, prev_c, kept)
+        return self.cell.forward_steps(xp, h, c, w_hh.data, b, order, mask)
 
     # --- backward ------------------------------------------------------------------------------
 
@@ -259,35 +240,18 @@ class _Recurrent(Layer):
     ) -> Tuple[Optional[Array], Array, Optional[Array]]:  # fmt: skip
         """One direction of one layer, the steps in reverse: the input's gradient (if wanted) and the initial state's."""
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
-        order, prev_h, prev_c, cell_kept = kept
+        prev_h = kept[1]
         steps, batch = inputs.shape[:2]
         gates = self.cell.gates * self.hidden_size
-        d_in_gates = np.empty((steps, batch, gates), inputs.dtype)
-        d_hid_gates = np.empty_like(d_in_gates) if isinstance(self.cell, GRUCell) else d_in_gates  # GRU: r scales hn
-        for j in range(steps - 1, -1, -1):
-            t = order[j]
-            dh_new = dh + d_out[t]  # h_t reaches the loss through the output at t and through step t + 1
-            dc_new = dc
-            if mask is not None:
-                dh_new, dh = dh_new * mask[t], dh * ~mask[t]  # a padded step passed the state through
-                if dc is not None:
-                    dc_new, dc = dc * mask[t], dc * ~mask[t]
-            da_in, da_hid, dh_prev, dc_prev = self.cell.step_backward(
-                dh_new, dc_new, cell_kept[j], prev_h[t], prev_c[j], w_hh.data
-            )
-            d_in_gates[t] = da_in
-            if d_hid_gates is not d_in_gates:
-                d_hid_gates[t] = da_hid
-            dh = dh_prev if mask is None else dh + dh_prev
-            if dc is not None:
-                dc = dc_prev if mask is None else dc + dc_prev
+        d_in_gates, d_hid_gates, dh, dc = self.cell.backward_steps(d_out, dh, dc, kept, w_hh.data, mask)
         flat_in = d_in_gates.reshape(steps * batch, gates)
         flat_hid = d_hid_gates.reshape(steps * batch, gates)
         w_ih.add_matmul(flat_in.T, inputs.reshape(steps * batch, -1))  # dW_ih = sum_t dG_t^T x_t
         w_hh.add_matmul(flat_hid.T, prev_h.reshape(steps * batch, -1))  # dW_hh = sum_t dG_t^T h_{t-1}
         if b_ih is not None and b_hh is not None:
-            b_ih.accumulate(flat_in.sum(axis=0))
-            b_hh.accumulate(flat_hid.sum(axis=0))
+            share = flat_in.sum(axis=0)
+            b_ih.accumulate(share)
+            b_hh.accumulate(share if d_hid_gates is d_in_gates else flat_hid.sum(axis=0))
         d_x = (flat_in @ w_ih.data).reshape(steps, batch, -1) if input_grad else None
         return d_x, dh, dc
 
