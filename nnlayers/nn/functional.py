@@ -16,6 +16,7 @@ from ..utils.threads import for_ranges as for_ranges
 from ..utils.threads import matmul as matmul
 from ..utils.threads import row_sums as row_sums
 from ..utils.threads import with_blas_threads as with_blas_threads
+from ..utils.fastmath import exp_
 from ..utils.types import Array
 
 
@@ -59,8 +60,17 @@ def softmax(z: Array, axis: int = -1) -> Array:
         array([[0.5 , 0.5 ],
                [0.25, 0.75]])
     """
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    z = np.asarray(z)
+    return _normalized_exp_(z - z.max(axis=axis, keepdims=True), axis)
+
+
+def _normalized_exp_(shifted: Array, axis: int) -> Array:
+    """``exp(shifted) / sum(exp(shifted))`` along ``axis``, in ``shifted``'s own memory (floats)."""
+    if shifted.dtype.kind != "f":
+        shifted = shifted.astype(np.float64)
+    exp_(shifted)  # OpenCV's exp where it can: four times numpy's float32 speed
+    shifted /= shifted.sum(axis=axis, keepdims=True)
+    return shifted
 
 
 def column_sums(rows: Array) -> Array:
@@ -324,10 +334,14 @@ def attention(q: Array, k: Array, v: Array, scale: float, mask: Optional[Array] 
     average of the values, weighted by how well its key matches. ``mask`` is added to the scores
     (``-inf`` where a query must not look). Returns ``(output, P)``; `attention_backward` takes ``P``.
     """
-    scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
+    scores = q @ np.swapaxes(k, -1, -2)
+    scores *= scores.dtype.type(scale)
     if mask is not None:
-        scores = scores + mask
-    p = softmax(scores, axis=-1)
+        mask = np.asarray(mask)
+        fits = mask.dtype == scores.dtype and np.broadcast_shapes(mask.shape, scores.shape) == scores.shape
+        scores = np.add(scores, mask, out=scores if fits else None)
+    scores -= scores.max(axis=-1, keepdims=True)
+    p = _normalized_exp_(scores, axis=-1)  # the softmax, in the scores' memory
     return p @ v, p
 
 
@@ -355,9 +369,10 @@ def attention_backward(
         grad_p = grad_p + grad_weights
     if kept is not None:
         grad_p *= kept
-    grad_scores = p * (grad_p - (grad_p * p).sum(axis=-1, keepdims=True))  # the softmax's backward
-    grad_scores *= q.dtype.type(scale)
-    return grad_scores @ k, np.swapaxes(grad_scores, -1, -2) @ q, grad_v
+    grad_p -= np.einsum("...s,...s->...", grad_p, p)[..., None]  # the softmax's backward, in grad_p's memory:
+    grad_p *= p  # dS = P * (dP - sum(dP * P))
+    grad_p *= grad_p.dtype.type(scale)
+    return grad_p @ k, np.swapaxes(grad_p, -1, -2) @ q, grad_v
 
 
 def causal_mask(length: int, source: Optional[int] = None, dtype: DTypeLike = np.float32) -> Array:

@@ -77,6 +77,16 @@ def kernels(dtype: DTypeLike) -> Kernels:
     return NUMPY if cv2 is None else _opencv_kernels(cv2)
 
 
+def exp_(x: Array) -> Array:
+    """``x = exp(x)`` in place, any shape: OpenCV's for a contiguous float32 or float64 array, else numpy's."""
+    k = kernels(x.dtype)
+    if k is NUMPY or not x.flags.c_contiguous or not x.size:
+        return _numpy_exp(x, x)
+    flat = x.reshape(1, -1)  # a view: one row (OpenCV would read a third axis as channels)
+    k.exp(flat, flat)
+    return x
+
+
 def sigmoid_of_negated_(x: Array, k: Kernels) -> Array:
     """``x = 1 / (1 + exp(x))`` in place: the sigmoid of ``-x``, from an array that holds ``-z``."""
     k.exp(x, x)
