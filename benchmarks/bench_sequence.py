@@ -89,7 +89,8 @@ def encoder_steps(torch, rng) -> Tuple[Callable[[], None], Callable[[], None]]:
 
     def ours_step() -> None:
         out = ours(x)
-        ours.backward((out - target) * np.float32(2 / out.size))  # the mean squared error's gradient
+        # the mean squared error's gradient; x needs none (torch computes none), as a model's first layer
+        ours.backward_params((out - target) * np.float32(2 / out.size))
         opt.step()
         opt.zero_grad()
 

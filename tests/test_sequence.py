@@ -227,6 +227,25 @@ def test_encoder_layer_gradients_with_masks(norm_first, activation):
     check_gradients(block, call, {"src": rng.normal(size=(2, 3, 4))}, lambda r: {"src": r}, tol=1e-5)
 
 
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
+@pytest.mark.parametrize("stack", [False, True], ids=["layer", "stack"])
+def test_encoder_backward_params_gives_backwards_weight_gradients(norm_first, stack):
+    rng = np.random.default_rng(5)
+    layer = TransformerEncoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first, dtype=np.float64, rng=0)
+    model = TransformerEncoder(layer, 2, LayerNorm(4, dtype=np.float64)) if stack else layer
+    x, grad = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3, 4))
+    grads = []
+    for method in ("backward", "backward_params"):
+        model.zero_grad()
+        model(x)
+        returned = getattr(model, method)(grad)
+        assert (returned is None) == (method == "backward_params")
+        grads.append({name: p.grad.copy() for name, p in model.named_parameters()})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        np.testing.assert_allclose(grads[1][name], grads[0][name], rtol=0, atol=1e-13, err_msg=name)
+
+
 def test_encoder_stack_gradcheck_and_copies_start_equal():
     encoder = TransformerEncoder(TransformerEncoderLayer(4, 2, 6, dropout=0.0, rng=0), 2, LayerNorm(4))
     state = encoder.state_dict()

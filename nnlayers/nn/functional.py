@@ -11,12 +11,12 @@ from typing import Callable, Iterator, List, Optional, Tuple
 import numpy as np
 from numpy.typing import DTypeLike
 
+from ..utils.fastmath import exp_
 from ..utils.threads import elementwise as elementwise  # the threads' entry points, for the layers
 from ..utils.threads import for_ranges as for_ranges
 from ..utils.threads import matmul as matmul
 from ..utils.threads import row_sums as row_sums
 from ..utils.threads import with_blas_threads as with_blas_threads
-from ..utils.fastmath import exp_
 from ..utils.types import Array
 
 

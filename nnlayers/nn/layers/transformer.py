@@ -128,18 +128,32 @@ class TransformerEncoderLayer(Layer):
 
     @with_blas_threads
     def backward(self, grad_y: Array) -> Array:
+        return self._backward(grad_y, input_grad=True)  # type: ignore[return-value]
+
+    @with_blas_threads
+    def backward_params(self, grad_y: Array) -> None:
+        """As `backward`, without the input's gradient (a model's first layer): in a post-norm layer
+        that skips the attention's input product, as PyTorch skips an input that needs no gradient."""
+        self._backward(grad_y, input_grad=False)
+
+    def _backward(self, grad_y: Array, input_grad: bool) -> Optional[Array]:
         self.saved("ran")
         grad = np.asarray(grad_y)
         grad = grad if self.batch_first else grad.transpose(1, 0, 2)
         # at each residual fork the input's gradient is the skip's plus the path's
         if self.norm_first:
             grad = grad + self.norm2.backward(self._feedforward_path_backward(grad))
-            grad = grad + self.norm1.backward(self._attention_path_backward(grad))
+            grad = grad + self.norm1.backward(self._attention_path_backward(grad))  # norm1's weights need it
         else:
             grad = self.norm2.backward(grad)
             grad = grad + self._feedforward_path_backward(grad)
             grad = self.norm1.backward(grad)
+            if not input_grad:
+                self.self_attn.backward_params(self.dropout1.backward(grad))
+                return None
             grad = grad + self._attention_path_backward(grad)
+        if not input_grad:
+            return None
         return grad if self.batch_first else grad.transpose(1, 0, 2)
 
     def get_config(self) -> Dict[str, Any]:
@@ -214,6 +228,14 @@ class TransformerEncoder(Layer):
         for layer in reversed(list(self.layers)):
             grad = layer.backward(grad)
         return grad
+
+    def backward_params(self, grad_y: Array) -> None:
+        """As `backward`, without the input's gradient: the first layer skips it."""
+        grad = self.norm.backward(grad_y) if self.norm is not None else grad_y
+        layers = list(self.layers)
+        for layer in reversed(layers[1:]):
+            grad = layer.backward(grad)
+        layers[0].backward_params(grad)
 
     def extra_repr(self) -> str:
         return f"num_layers={len(self.layers)}"
