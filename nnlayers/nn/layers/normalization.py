@@ -8,6 +8,7 @@ and validates in evaluation mode by itself.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -253,6 +254,26 @@ def _normalized_grad(g_hat: Array, x_hat: Array, inv_std: Array, axes: Tuple[int
     )
 
 
+def _normalized_rows(rows: Array, eps: float) -> Tuple[Array, Array]:
+    """`_normalized` of each row of a 2-D array (a `LayerNorm`'s groups): the row sums as einsums,
+    which read the rows once without a temporary, and the result in the centred copy's memory."""
+    n = rows.shape[1]
+    centred = rows - np.einsum("ij->i", rows)[:, None] / n
+    inv_std = 1.0 / np.sqrt(np.einsum("ij,ij->i", centred, centred)[:, None] / n + eps)
+    centred *= inv_std
+    return centred, inv_std
+
+
+def _normalized_rows_grad(g_hat: Array, x_hat: Array, inv_std: Array) -> Array:
+    """`_normalized_grad` of each row: ``dx = inv_std (g - mean(g) - x_hat mean(g x_hat))``."""
+    n = g_hat.shape[1]
+    dx = x_hat * (np.einsum("ij,ij->i", g_hat, x_hat)[:, None] / n)
+    np.subtract(g_hat, dx, out=dx)
+    dx -= np.einsum("ij->i", g_hat)[:, None] / n
+    dx *= inv_std
+    return dx
+
+
 class LayerNorm(Layer):
     """Normalise each example over its last dimensions (Ba et al., 2016; ``torch.nn.LayerNorm``).
 
@@ -305,26 +326,25 @@ class LayerNorm(Layer):
             raise ValueError(
                 f"{self} expected input (N, ..., {', '.join(map(str, self.normalized_shape))}), got {x.shape}"
             )
-        axes = tuple(range(x.ndim - k, x.ndim))
-        x_hat, inv_std = _normalized(x, axes, self.eps)
-        self.save_for_backward(x_hat=x_hat, inv_std=inv_std, axes=axes)
-        y = x_hat * self.weight.data if self.weight is not None else x_hat
+        rows = x.reshape(-1, math.prod(self.normalized_shape))  # each example's group as a row
+        x_hat, inv_std = _normalized_rows(rows.astype(np.float32) if x.dtype == np.float16 else rows, self.eps)
+        self.save_for_backward(x_hat=x_hat, inv_std=inv_std, shape=x.shape)
+        y = x_hat * self.weight.data.reshape(-1) if self.weight is not None else x_hat.copy()
         if self.bias is not None:
-            y = y + self.bias.data
-        return y.astype(x.dtype, copy=False)
+            y += self.bias.data.reshape(-1)
+        return y.astype(x.dtype, copy=False).reshape(x.shape)
 
     def backward(self, grad_y: Array) -> Array:
-        x_hat, inv_std, axes = self.saved("x_hat", "inv_std", "axes")
-        g = check_grad_shape(self, grad_y, x_hat.shape).astype(x_hat.dtype, copy=False)
-        batch_axes = tuple(range(g.ndim - len(axes)))
+        x_hat, inv_std, shape = self.saved("x_hat", "inv_std", "shape")
+        g = check_grad_shape(self, grad_y, shape).astype(x_hat.dtype, copy=False).reshape(x_hat.shape)
         if self.weight is not None:
-            self.weight.accumulate((g * x_hat).sum(axis=batch_axes))
-            g_hat = g * self.weight.data
+            self.weight.accumulate(np.einsum("ij,ij->j", g, x_hat).reshape(self.normalized_shape))
+            g_hat = g * self.weight.data.reshape(-1)
         else:
             g_hat = g
         if self.bias is not None:
-            self.bias.accumulate(g.sum(axis=batch_axes))
-        return _normalized_grad(g_hat, x_hat, inv_std, axes).astype(np.asarray(grad_y).dtype, copy=False)
+            self.bias.accumulate(column_sums(g).reshape(self.normalized_shape))
+        return _normalized_rows_grad(g_hat, x_hat, inv_std).astype(np.asarray(grad_y).dtype, copy=False).reshape(shape)
 
     def get_config(self) -> Dict[str, Any]:
         params = self.parameters()
