@@ -7,7 +7,8 @@ that make the "BLAS limit".
 
 With ``--model cnn`` (the small CNN of ``bench_cnn.py``), ``cnn-bn`` (with BatchNorm) or ``resnet``
 (``bench_resnet.py``'s): each layer's forward and backward against its PyTorch twin, the bytes it
-moves and its floor (`layer_profile`).
+moves and its floor (`layer_profile`). With ``--model lstm`` or ``encoder`` (``bench_sequence.py``'s
+steps): each part's forward and backward timed inside real training steps (`sequence_profile`).
 
     python benchmarks/profile_step.py [--data ../shared/data] [--batch-size 64] [--epochs 3]
     python benchmarks/profile_step.py --model cnn-bn [--batch-size 64] [--repeat 7]
@@ -33,9 +34,15 @@ def main() -> None:
     add_data_argument(parser, dest="shared")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--model", choices=("cnn", "cnn-bn", "resnet"), help="profile this network layer by layer")
+    parser.add_argument(
+        "--model", choices=("cnn", "cnn-bn", "resnet", "lstm", "encoder"), help="profile this network layer by layer"
+    )
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
+    if args.model in ("lstm", "encoder"):
+        from sequence_profile import profile_sequence
+
+        return profile_sequence(args.model, args.repeat)
     if args.model:
         return profile_layers(args.model, args.batch_size, args.repeat)
     data = load_image_folder(args.shared / "dogs-vs-cats" / "train")
