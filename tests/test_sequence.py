@@ -211,6 +211,21 @@ def test_functional_attention_matches_the_definition():
     np.testing.assert_allclose(scaled_dot_product_attention(q, k, v, attn_mask=allowed), weights @ v)
 
 
+def test_attention_keeps_its_inputs_and_a_wider_mask_widens_the_result():
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.normal(size=(2, 3, 4)).astype(np.float32) for _ in range(3))
+    mask = rng.normal(size=(3, 3))  # float64, added to float32 scores: the result is float64, as numpy adds
+    copies = [a.copy() for a in (q, k, v, mask)]
+    out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    for before, after in zip(copies, (q, k, v, mask)):
+        np.testing.assert_array_equal(before, after)  # the softmax runs in the scores' memory, not the inputs'
+    scores = (q @ k.transpose(0, 2, 1) * np.float32(0.5)).astype(np.float64) + mask  # scale 1 / sqrt(4)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, weights @ v, rtol=1e-12)
+
+
 @pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_encoder_layer_gradients_with_masks(norm_first, activation):
