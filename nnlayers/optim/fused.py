@@ -11,24 +11,17 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..utils.fastmath import opencv
 from ..utils.types import Array
 
 #: Arrays smaller than this are updated with numpy; larger ones with OpenCV's fused ``a*x + y``.
 FUSED_MIN_SIZE = 4096
 
-_SCALE_ADD: list = []  # [cv2.scaleAdd or None], filled at the first large update
-
 
 def _scale_add() -> Optional[Any]:
     """OpenCV's ``scaleAdd``, or ``None`` where OpenCV cannot be imported (numpy then does the work)."""
-    if not _SCALE_ADD:
-        try:
-            import cv2
-
-            _SCALE_ADD.append(cv2.scaleAdd)
-        except ImportError:  # pragma: no cover - opencv is a dependency; the fallback keeps optim usable without it
-            _SCALE_ADD.append(None)
-    return _SCALE_ADD[0]
+    cv2 = opencv()
+    return None if cv2 is None else cv2.scaleAdd
 
 
 def axpy(alpha: float, x: Array, y: Array) -> None:

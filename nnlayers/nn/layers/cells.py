@@ -215,8 +215,8 @@ class LSTMCell(_Cell):
         dh_t, scratch = np.empty_like(dh), np.empty_like(dh)
         for j in range(len(order) - 1, -1, -1):
             t = order[j]
-            i, f, g, o = _blocks(gates[t])
-            da = d_gates[t]
+            a, da = gates[t], d_gates[t]
+            i, f, g, o = _blocks(a)
             da_i, da_f, da_g, da_o = _blocks(da)
             tanh_c = tanh_cells[t]
             np.add(dh, d_out[t], out=dh_t)  # h_t reaches the loss through the output at t and through step t + 1
@@ -228,8 +228,8 @@ class LSTMCell(_Cell):
             k.affine(k.multiply(tanh_c, tanh_c, scratch), -1.0, 1.0, scratch)
             k.multiply(scratch, o, scratch)
             dc += k.multiply(scratch, dh_t, scratch)
-            k.affine(gates[t], -1.0, 1.0, da)  # the sigmoids' derivatives s (1 - s), four blocks at once,
-            k.multiply(da, gates[t], da)
+            k.affine(a, -1.0, 1.0, da)  # the sigmoids' derivatives s (1 - s), four blocks at once,
+            k.multiply(da, a, da)
             k.affine(k.multiply(g, g, da_g), -1.0, 1.0, da_g)  # and the tanh's 1 - g^2 for g
             k.multiply(da_i, k.multiply(dc, g, scratch), da_i)  # c' = f c + i g, through i's sigmoid
             k.multiply(da_f, k.multiply(dc, prev_c[j], scratch), da_f)  # through f's sigmoid

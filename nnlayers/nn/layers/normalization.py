@@ -329,7 +329,7 @@ class LayerNorm(Layer):
         rows = x.reshape(-1, math.prod(self.normalized_shape))  # each example's group as a row
         x_hat, inv_std = _normalized_rows(rows.astype(np.float32) if x.dtype == np.float16 else rows, self.eps)
         self.save_for_backward(x_hat=x_hat, inv_std=inv_std, shape=x.shape)
-        y = x_hat * self.weight.data.reshape(-1) if self.weight is not None else x_hat.copy()
+        y = x_hat * self.weight.data.reshape(-1) if self.weight is not None else x_hat  # no weight, no bias
         if self.bias is not None:
             y += self.bias.data.reshape(-1)
         return y.astype(x.dtype, copy=False).reshape(x.shape)
