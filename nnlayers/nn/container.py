@@ -11,7 +11,7 @@ from ..utils.checks import is_int
 from ..utils.memory import keep_freed_memory
 from ..utils.threads import blas_threads
 from ..utils.types import Array
-from .fusion import chain
+from .fusion import chain, run_order
 from .grad_mode import is_grad_enabled
 from .layers.embedding import Embedding
 from .module import Layer
@@ -93,13 +93,14 @@ class Sequential(Layer):
         keep_freed_memory()  # (once) a batch's large arrays reuse the last batch's pages: no page faults
         shapes = []  # each layer's input shape: backward checks the gradients against them
         with self._threads():
+            order = run_order(self._layers)  # a ReLU after a max pooling runs first (`nnlayers.nn.fusion`)
             if is_grad_enabled():
-                for layer in self._layers:
+                for i in order:
                     shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)
-                    x = layer(x)
+                    x = self._layers[i](x)
             else:  # a prediction: nothing to keep, and convolutions may fuse
                 x = chain(self._layers, x)
-        self.save_for_backward(input_shapes=shapes)
+        self.save_for_backward(input_shapes=shapes, order=order)
         return x
 
     def backward(self, grad_y: Array, input_grad: Optional[bool] = None) -> Optional[Array]:  # type: ignore[override]
@@ -130,13 +131,14 @@ class Sequential(Layer):
             input_grad = self.__dict__.get("_has_parent", False)
         if not self._layers:
             return grad_y if input_grad else None
-        shapes = self.saved("input_shapes")
+        shapes, order = self.saved("input_shapes", "order")
         with self._threads():
-            for i in range(len(self._layers) - 1, 0, -1):
-                grad_y = self._checked(i, self._layers[i].backward(grad_y), shapes[i])
+            for step in range(len(order) - 1, 0, -1):  # the forward's order, reversed
+                i = order[step]
+                grad_y = self._checked(i, self._layers[i].backward(grad_y), shapes[step])
             if input_grad:
-                return self._checked(0, self._layers[0].backward(grad_y), shapes[0])
-            self._layers[0].backward_params(grad_y)
+                return self._checked(order[0], self._layers[order[0]].backward(grad_y), shapes[0])
+            self._layers[order[0]].backward_params(grad_y)
         return None
 
     def _checked(self, index: int, grad_x: Any, shape: Optional[Tuple[int, ...]]) -> Array:

@@ -1,4 +1,6 @@
-"""A convolution and the batch norm after it as one pass, for predictions (`no_grad`, evaluation mode).
+"""Layers run together: a convolution and its batch norm as one pass (predictions), ReLU after pooling.
+
+**A convolution and the batch norm after it**, for predictions (`no_grad`, evaluation mode).
 
 In evaluation a batch norm is a fixed map per channel, ``y * scale + shift`` with
 ``scale = weight / sqrt(running_var + eps)`` and ``shift = bias - running_mean * scale``. After a
@@ -7,6 +9,12 @@ by its ``scale``, and ``shift`` added to the output. Each thread adds the shift 
 block's shortcut, and applies the ReLU) to its own output rows right after their products, while
 they are in the cache: three or four layers cost one pass and one hand-off to the threads.
 The numbers are the layers' one by one up to rounding (the folded weights are rounded once more).
+
+**ReLU, then max pooling, run as pooling, then ReLU** (training and predictions): a window's largest
+value commutes with a function that keeps order, so ``pool(relu(x)) = relu(pool(x))`` exactly. The
+gradients are the same too: where a window's maximum is positive it is the same entry, and where it
+is not, both orders pass 0. So the ReLU works on the pooled quarter of the pixels, and keeps a
+quarter of the memory. `run_order` gives the order, `chain` follows it.
 """
 
 from __future__ import annotations
@@ -21,7 +29,32 @@ from .grad_mode import is_grad_enabled
 from .layers.activation import ReLU
 from .layers.conv import Conv2D
 from .layers.normalization import BatchNorm2D
+from .layers.pooling import MaxPool2D
 from .module import Layer
+
+
+def _plain(layer: Any, cls: type) -> bool:
+    """``layer`` is an instance of the built-in ``cls`` itself, its methods its class's (a subclass may
+    change the maths, a probe may replace an instance's ``forward`` or ``backward`` to watch it)."""
+    return type(layer) is cls and not {"forward", "backward", "backward_params"} & vars(layer).keys()
+
+
+def pools_before_relu(layers: Sequence[Layer], i: int) -> bool:
+    """Whether ``layers[i], layers[i + 1]`` is a ``ReLU -> MaxPool2D`` that may run as pooling, then ReLU."""
+    return i + 1 < len(layers) and _plain(layers[i], ReLU) and _plain(layers[i + 1], MaxPool2D)
+
+
+def run_order(layers: Sequence[Layer]) -> List[int]:
+    """The indices of ``layers`` in the order to run them: each ``ReLU -> MaxPool2D`` swapped (see above)."""
+    order, i = [], 0
+    while i < len(layers):
+        if pools_before_relu(layers, i):
+            order += [i + 1, i]
+            i += 2
+        else:
+            order.append(i)
+            i += 1
+    return order
 
 
 def can_fuse(conv: Any, norm: Any, relu: Any = None) -> bool:
@@ -74,13 +107,17 @@ def conv_bn(conv: Conv2D, norm: BatchNorm2D, x: Array, relu: bool = False, resid
 
 
 def chain(layers: Sequence[Layer], x: Any) -> Any:
-    """``x`` through ``layers`` in order, each ``Conv2D -> BatchNorm2D (-> ReLU)`` that `can_fuse` as one pass."""
+    """A prediction: ``x`` through ``layers`` in order, each ``Conv2D -> BatchNorm2D (-> ReLU)`` that
+    `can_fuse` as one pass, each other ``ReLU -> MaxPool2D`` as pooling, then ReLU."""
     i = 0
     while i < len(layers):
         if i + 1 < len(layers) and can_fuse(layers[i], layers[i + 1]):
             relu = i + 2 < len(layers) and can_fuse(layers[i], layers[i + 1], layers[i + 2])
             x = conv_bn(layers[i], layers[i + 1], x, relu=relu)  # type: ignore[arg-type]
             i += 3 if relu else 2
+        elif pools_before_relu(layers, i):
+            x = layers[i](layers[i + 1](x))
+            i += 2
         else:
             x = layers[i](x)
             i += 1
