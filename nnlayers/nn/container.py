@@ -11,7 +11,7 @@ from ..utils.checks import is_int
 from ..utils.memory import keep_freed_memory
 from ..utils.threads import blas_threads
 from ..utils.types import Array
-from .fusion import chain, run_order
+from .fusion import chain, run, run_order
 from .grad_mode import is_grad_enabled
 from .layers.embedding import Embedding
 from .module import Layer
@@ -31,6 +31,10 @@ def evaluation_mode(model: Layer) -> Iterator[Layer]:
 
 class Sequential(Layer):
     """A chain of layers: forward in order, backward in reverse.
+
+    One exception, which no number shows: each ``ReLU -> MaxPool2D`` runs as pooling, then ReLU,
+    with the same output and gradients bit for bit and the ReLU on the pooled quarter of the pixels
+    (`nnlayers.nn.fusion`; not for subclasses, nor for a layer whose methods a probe replaced).
 
     Children are named ``"0"``, ``"1"``, ... so `state_dict` keys and shapes are those of
     ``torch.nn.Sequential`` of the same layers (``0.weight``, ``0.bias``, ``2.weight``, ...).
@@ -97,7 +101,7 @@ class Sequential(Layer):
             if is_grad_enabled():
                 for i in order:
                     shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)
-                    x = self._layers[i](x)
+                    x = run(self._layers, i, x)
             else:  # a prediction: nothing to keep, and convolutions may fuse
                 x = chain(self._layers, x)
         self.save_for_backward(input_shapes=shapes, order=order)

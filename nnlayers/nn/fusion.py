@@ -13,8 +13,11 @@ The numbers are the layers' one by one up to rounding (the folded weights are ro
 **ReLU, then max pooling, run as pooling, then ReLU** (training and predictions): a window's largest
 value commutes with a function that keeps order, so ``pool(relu(x)) = relu(pool(x))`` exactly. The
 gradients are the same too: where a window's maximum is positive it is the same entry, and where it
-is not, both orders pass 0. So the ReLU works on the pooled quarter of the pixels, and keeps a
-quarter of the memory. `run_order` gives the order, `chain` follows it.
+is not, both orders pass 0. So the ReLU works on the pooled quarter of the pixels. It writes over
+the pooling's output, which the pooling keeps for its backward: there each window is compared with
+``relu(max)`` instead of ``max``, which finds the same entry where the maximum is positive, and
+elsewhere the ReLU's backward, which runs first, has made the gradient 0, which then goes to every
+entry of the window. `run_order` gives the order, `chain` follows it, `run` runs a layer in it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,13 @@ def _plain(layer: Any, cls: type) -> bool:
 def pools_before_relu(layers: Sequence[Layer], i: int) -> bool:
     """Whether ``layers[i], layers[i + 1]`` is a ``ReLU -> MaxPool2D`` that may run as pooling, then ReLU."""
     return i + 1 < len(layers) and _plain(layers[i], ReLU) and _plain(layers[i + 1], MaxPool2D)
+
+
+def run(layers: Sequence[Layer], i: int, x: Any) -> Any:
+    """``layers[i](x)``, or for a ReLU after its max pooling (`pools_before_relu`) in the pooling's output's memory."""
+    if pools_before_relu(layers, i):
+        return layers[i]._forward_in_place(x)  # type: ignore[attr-defined]
+    return layers[i](x)
 
 
 def run_order(layers: Sequence[Layer]) -> List[int]:
@@ -116,7 +126,7 @@ def chain(layers: Sequence[Layer], x: Any) -> Any:
             x = conv_bn(layers[i], layers[i + 1], x, relu=relu)  # type: ignore[arg-type]
             i += 3 if relu else 2
         elif pools_before_relu(layers, i):
-            x = layers[i](layers[i + 1](x))
+            x = run(layers, i, layers[i + 1](x))
             i += 2
         else:
             x = layers[i](x)

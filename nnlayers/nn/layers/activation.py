@@ -112,6 +112,11 @@ class ReLU(Activation):
         grad_y, y = self._grad(grad_y)
         return elementwise(_relu_grad, np.empty(y.shape, grad_y.dtype), grad_y, y)
 
+    def _forward_in_place(self, x: Array) -> Array:
+        """`forward`, its output written over ``x`` (a max pooling's output: `nnlayers.nn.fusion`)."""
+        x = self._input(x)
+        return self._output(elementwise(_relu, x, x))
+
 
 class LeakyReLU(Activation):
     """Leaky rectified linear unit: ``x`` where positive, ``negative_slope * x`` elsewhere (``torch.nn.LeakyReLU``).
