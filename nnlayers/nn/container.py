@@ -96,9 +96,10 @@ class Sequential(Layer):
     def forward(self, x: Array) -> Array:
         keep_freed_memory()  # (once) a batch's large arrays reuse the last batch's pages: no page faults
         shapes = []  # each layer's input shape: backward checks the gradients against them
+        order: List[int] = []  # the layers' indices as they ran: backward runs them in reverse
         with self._threads():
-            order = run_order(self._layers)  # a ReLU after a max pooling runs first (`nnlayers.nn.fusion`)
             if is_grad_enabled():
+                order = run_order(self._layers)  # a max pooling runs before the ReLU it follows (`nnlayers.nn.fusion`)
                 for i in order:
                     shapes.append(None if isinstance(x, tuple) else np.shape(x))  # a recurrent layer's (output, state)
                     x = run(self._layers, i, x)

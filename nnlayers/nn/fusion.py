@@ -69,12 +69,10 @@ def run_order(layers: Sequence[Layer]) -> List[int]:
 
 def can_fuse(conv: Any, norm: Any, relu: Any = None) -> bool:
     """Whether ``conv -> norm (-> relu)`` may run as one pass: inside `no_grad`, the built-in classes
-    themselves (a subclass may change the maths, a probe may replace an instance's ``forward``), in
-    evaluation mode with running statistics, an ungrouped convolution, one float32 or float64 dtype."""
+    themselves (`_plain`), in evaluation mode with running statistics, an ungrouped convolution, one
+    float32 or float64 dtype."""
     pairs: List[Tuple[Any, type]] = [(conv, Conv2D), (norm, BatchNorm2D)] + ([(relu, ReLU)] if relu is not None else [])
-    if is_grad_enabled() or not all(
-        not layer.training and type(layer) is cls and "forward" not in vars(layer) for layer, cls in pairs
-    ):
+    if is_grad_enabled() or not all(not layer.training and _plain(layer, cls) for layer, cls in pairs):
         return False
     dtype = conv.weight.dtype
     return (
